@@ -1,0 +1,462 @@
+//! One client connection: read what the client sent, answer every complete
+//! request in it, in order, write the answers out in one go, and wait for
+//! more. This is may_minihttp's loop (batched reads and writes, pipelining,
+//! buffers reused for the life of the connection) with the framing rules of
+//! `framing.rs`, the timeouts of `limits.rs`, and an answer for every request
+//! that cannot be served instead of a dropped connection.
+
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use may::net::TcpStream;
+
+use super::framing::{parse_head, BodyKind, ChunkedDecoder, FrameError, Framing, Parsed};
+use super::limits::{
+    INITIAL_BUFFER_BYTES, MAX_HEADERS, MAX_HEAD_BYTES, MIN_READ_SPACE, WRITE_FLUSH_BYTES,
+};
+use super::request::{split_target, usable_request_id, Request};
+use super::response::{Response, ResponseMeta};
+use super::server::Shared;
+use crate::time::{write_http_date, Civil, HTTP_DATE_LEN};
+
+/// What the shutdown controller may do with a connection, by its state.
+pub(crate) struct ConnSlot {
+    pub(crate) fd: i32,
+    state: AtomicU8,
+}
+
+const BUSY: u8 = 0;
+/// Waiting for the first byte of a new request: safe to close.
+const IDLE: u8 = 1;
+/// Closed by shutdown: the connection must not start another request.
+const CLOSING: u8 = 2;
+
+impl ConnSlot {
+    pub(crate) fn new(fd: i32) -> ConnSlot {
+        ConnSlot {
+            fd,
+            state: AtomicU8::new(BUSY),
+        }
+    }
+
+    /// Claims an idle connection for closing; false when it is busy.
+    pub(crate) fn claim_idle(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub(crate) fn mark_closing(&self) {
+        self.state.store(CLOSING, Ordering::Release);
+    }
+
+    fn set_idle(&self) -> bool {
+        self.state
+            .compare_exchange(BUSY, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn set_busy(&self) -> bool {
+        self.state
+            .compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// What the connection waits for when it needs more bytes.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// A new request: the idle timeout applies.
+    Idle,
+    /// The rest of a request head: the header deadline applies.
+    Head,
+    /// More of a body: it must keep arriving.
+    Body,
+}
+
+enum Step {
+    NeedMore(Wait),
+    /// Answers are piling up: write them before serving more.
+    Flush,
+    Close,
+}
+
+/// The read buffer: bytes `start..end` are received and not yet consumed.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // A large body grew the buffer; give the memory back.
+            if self.buf.len() > 4 * INITIAL_BUFFER_BYTES {
+                self.buf.truncate(INITIAL_BUFFER_BYTES);
+                self.buf.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Space to read into: moves pending bytes to the front and grows the
+    /// buffer, up to `limit` bytes in all. Empty when the limit is reached.
+    fn spare(&mut self, limit: usize) -> &mut [u8] {
+        if self.start > 0 && self.buf.len() - self.end < MIN_READ_SPACE {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < MIN_READ_SPACE && self.buf.len() < limit {
+            let grown = (self.buf.len() * 2).max(INITIAL_BUFFER_BYTES).min(limit);
+            self.buf.resize(grown, 0);
+        }
+        let end = self.end;
+        self.buf.get_mut(end..).unwrap_or(&mut [])
+    }
+}
+
+/// The `Date` header value, formatted once per second per connection.
+struct DateCache {
+    second: i64,
+    text: [u8; HTTP_DATE_LEN],
+}
+
+impl DateCache {
+    fn get(&mut self) -> &[u8] {
+        let micros = crate::time::unix_micros_now();
+        let second = micros.div_euclid(1_000_000);
+        if second != self.second {
+            self.second = second;
+            write_http_date(&Civil::from_unix_micros(micros), &mut self.text);
+        }
+        &self.text
+    }
+}
+
+/// Per-request state that survives reads while a body is arriving.
+#[derive(Default)]
+struct InProgress {
+    /// When the first byte of the current head arrived.
+    head_started: Option<Instant>,
+    continue_sent: bool,
+    /// Decoder and raw bytes it has used, for a chunked body.
+    chunked: Option<(ChunkedDecoder, usize)>,
+}
+
+struct Conn<'s> {
+    shared: &'s Shared,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+    /// Scratch for the response head and the handler's extra headers.
+    head: Vec<u8>,
+    extra: Vec<u8>,
+    /// A decoded chunked body.
+    body: Vec<u8>,
+    date: DateCache,
+    current: InProgress,
+    read_limit: usize,
+}
+
+/// Serves one connection until it closes.
+pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
+    let limits = &shared.limits;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(limits.write_timeout));
+    let mut conn = Conn {
+        shared,
+        rbuf: ReadBuf {
+            buf: vec![0; INITIAL_BUFFER_BYTES],
+            start: 0,
+            end: 0,
+        },
+        wbuf: Vec::with_capacity(INITIAL_BUFFER_BYTES),
+        head: Vec::with_capacity(256),
+        extra: Vec::new(),
+        body: Vec::new(),
+        date: DateCache {
+            second: i64::MIN,
+            text: [0; HTTP_DATE_LEN],
+        },
+        current: InProgress::default(),
+        // Room for a head and a body at the limit; chunk framing may add to
+        // the raw size of a body, so a chunked one gets twice the limit.
+        read_limit: MAX_HEAD_BYTES + 2 * limits.max_body_bytes + MIN_READ_SPACE,
+    };
+    let mut read_timeout: Option<Duration> = None;
+
+    loop {
+        let wait = match conn.serve_buffered() {
+            Step::NeedMore(wait) => wait,
+            Step::Flush => {
+                if flush(stream, &mut conn.wbuf).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Step::Close => {
+                let _ = flush(stream, &mut conn.wbuf);
+                return;
+            }
+        };
+        if flush(stream, &mut conn.wbuf).is_err() {
+            return;
+        }
+
+        let timeout = match wait {
+            Wait::Idle => {
+                if shared.draining.is_draining() || !slot.set_idle() {
+                    return;
+                }
+                limits.idle_timeout
+            }
+            Wait::Head => {
+                let started = *conn.current.head_started.get_or_insert_with(Instant::now);
+                match limits.header_timeout.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return conn.timed_out(stream),
+                }
+            }
+            Wait::Body => limits.body_timeout,
+        };
+        if read_timeout != Some(timeout) {
+            let _ = stream.set_read_timeout(Some(timeout));
+            read_timeout = Some(timeout);
+        }
+
+        let spare = conn.rbuf.spare(conn.read_limit);
+        if spare.is_empty() {
+            // Only a body at the limit wrapped in a great deal of chunk framing gets here.
+            conn.frame_error(FrameError::PayloadTooLarge);
+            let _ = flush(stream, &mut conn.wbuf);
+            return;
+        }
+        let result = stream.read(spare);
+        if matches!(wait, Wait::Idle) && !slot.set_busy() {
+            // Shutdown closed this idle connection.
+            return;
+        }
+        match result {
+            Ok(0) => return,
+            Ok(n) => {
+                conn.rbuf.end += n;
+                if matches!(wait, Wait::Idle) {
+                    conn.current.head_started = Some(Instant::now());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                if matches!(wait, Wait::Idle) {
+                    return;
+                }
+                return conn.timed_out(stream);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl Conn<'_> {
+    /// Answers every complete request in the read buffer.
+    fn serve_buffered(&mut self) -> Step {
+        loop {
+            let max_body = self.shared.limits.max_body_bytes;
+            let pending = self.rbuf.pending();
+            if pending.is_empty() {
+                return Step::NeedMore(Wait::Idle);
+            }
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let (req, framing) = match parse_head(pending, &mut headers, max_body) {
+                Ok(Parsed::Complete(req, framing)) => (req, framing),
+                Ok(Parsed::Partial) => return Step::NeedMore(Wait::Head),
+                Err(e) => {
+                    self.frame_error(e);
+                    return Step::Close;
+                }
+            };
+            let head_len = framing.head_len;
+            let after_head = pending.get(head_len..).unwrap_or(&[]);
+
+            let (body, consumed): (&[u8], usize) = match framing.body {
+                BodyKind::Empty => (&[], head_len),
+                BodyKind::Length(n) => match after_head.get(..n) {
+                    Some(body) => (body, head_len + n),
+                    None => {
+                        send_continue(&mut self.wbuf, &framing, &mut self.current);
+                        return Step::NeedMore(Wait::Body);
+                    }
+                },
+                BodyKind::Chunked => {
+                    let (decoder, used) = self
+                        .current
+                        .chunked
+                        .get_or_insert_with(|| (ChunkedDecoder::new(), 0));
+                    let input = after_head.get(*used..).unwrap_or(&[]);
+                    match decoder.decode(input, &mut self.body, max_body) {
+                        Ok(progress) => {
+                            *used += progress.consumed;
+                            if !progress.done {
+                                send_continue(&mut self.wbuf, &framing, &mut self.current);
+                                return Step::NeedMore(Wait::Body);
+                            }
+                            (&self.body[..], head_len + *used)
+                        }
+                        Err(e) => {
+                            self.frame_error(e);
+                            return Step::Close;
+                        }
+                    }
+                }
+            };
+
+            let close = dispatch(
+                self.shared,
+                &req,
+                &framing,
+                body,
+                &mut self.wbuf,
+                &mut self.extra,
+                &mut self.head,
+                self.date.get(),
+            );
+            self.rbuf.consume(consumed);
+            self.current = InProgress::default();
+            self.body.clear();
+            if close {
+                return Step::Close;
+            }
+            if self.wbuf.len() >= WRITE_FLUSH_BYTES {
+                return Step::Flush;
+            }
+        }
+    }
+
+    /// Answers a request that cannot be framed; the connection then closes.
+    fn frame_error(&mut self, e: FrameError) {
+        self.answer_and_close(e.status(), e.code(), e.message());
+    }
+
+    fn timed_out(&mut self, stream: &mut TcpStream) {
+        self.answer_and_close(408, "request_timeout", "the request did not arrive in time");
+        let _ = flush(stream, &mut self.wbuf);
+    }
+
+    fn answer_and_close(&mut self, status: u16, code: &str, message: &str) {
+        let mut id = [0u8; 32];
+        self.shared.ids.next(&mut id);
+        let request_id = std::str::from_utf8(&id).unwrap_or("");
+        let mut res = Response::new(&mut self.wbuf, &mut self.extra);
+        res.error(status, code, message, None);
+        let meta = ResponseMeta {
+            date: self.date.get(),
+            request_id,
+            keep_alive: false,
+            minor_version: 1,
+            head_only: false,
+        };
+        res.finish(&meta, &mut self.head);
+    }
+}
+
+/// `100 Continue`, once per request, when the client asked to wait for it.
+fn send_continue(wbuf: &mut Vec<u8>, framing: &Framing, current: &mut InProgress) {
+    if framing.expect_continue && !current.continue_sent {
+        wbuf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        current.continue_sent = true;
+    }
+}
+
+/// Calls the handler for one request and encodes its answer. Returns whether
+/// the connection must close afterwards.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    shared: &Shared,
+    req: &httparse::Request<'_, '_>,
+    framing: &Framing,
+    body: &[u8],
+    wbuf: &mut Vec<u8>,
+    extra: &mut Vec<u8>,
+    head: &mut Vec<u8>,
+    date: &[u8],
+) -> bool {
+    let method = req.method.unwrap_or("GET");
+    let (path, query) = split_target(req.path.unwrap_or("/"));
+    let mut generated = [0u8; 32];
+    let request_id = match req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-request-id"))
+        .and_then(|h| usable_request_id(h.value))
+    {
+        Some(id) => id,
+        None => {
+            shared.ids.next(&mut generated);
+            std::str::from_utf8(&generated).unwrap_or("")
+        }
+    };
+    let request = Request {
+        method,
+        path,
+        query,
+        headers: req.headers,
+        body,
+        request_id,
+    };
+
+    let mut res = Response::new(wbuf, extra);
+    let outcome = catch_unwind(AssertUnwindSafe(|| shared.handler.call(&request, &mut res)));
+    if outcome.is_err() {
+        // The panic hook has logged what and where.
+        crate::log_error!(
+            "handler panicked on {method} {path} (request {request_id}); connection closed"
+        );
+        res.error(500, "internal", "internal server error", None);
+        res.close_connection();
+    }
+    let keep_alive =
+        framing.keep_alive && !res.wants_close() && !shared.draining.is_draining();
+    let meta = ResponseMeta {
+        date,
+        request_id,
+        keep_alive,
+        minor_version: framing.minor_version,
+        head_only: method == "HEAD",
+    };
+    res.finish(&meta, head);
+    !keep_alive
+}
+
+/// Writes out and empties the write buffer.
+fn flush(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    let mut written = 0;
+    while let Some(rest) = wbuf.get(written..).filter(|r| !r.is_empty()) {
+        match stream.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    wbuf.clear();
+    if wbuf.capacity() > 4 * WRITE_FLUSH_BYTES {
+        wbuf.shrink_to(INITIAL_BUFFER_BYTES);
+    }
+    Ok(())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
