@@ -88,27 +88,91 @@ impl std::error::Error for ConfigError {}
 
 /// Every variable this service reads, for `--help` and for the `.env` loader.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("DATABASE_URL", "-", "PostgreSQL URL or key=value string (wins over SUPABASE_DB_URL)"),
-    ("SUPABASE_DB_URL", "-", "PostgreSQL URL, as the Go service's .env names it"),
+    (
+        "DATABASE_URL",
+        "-",
+        "PostgreSQL URL or key=value string (wins over SUPABASE_DB_URL)",
+    ),
+    (
+        "SUPABASE_DB_URL",
+        "-",
+        "PostgreSQL URL, as the Go service's .env names it",
+    ),
     ("PORT", "3001", "listening port"),
     ("HOST", "0.0.0.0", "listening address"),
-    ("APP_ENV", "development", "alias GO_ENV; `production` turns on JSON logs"),
-    ("WORKERS", "CPUs available", "worker threads, one listener each"),
-    ("DB_MAX_CONNS", "20", "database connections in total, across workers"),
-    ("DB_MIN_CONNS", "5", "connections opened at start, in the background"),
-    ("DB_MAX_CONN_LIFETIME", "1h", "recycle a connection after this long"),
-    ("DB_MAX_CONN_IDLE_TIME", "30m", "close a connection idle this long"),
+    (
+        "APP_ENV",
+        "development",
+        "alias GO_ENV; `production` turns on JSON logs",
+    ),
+    (
+        "WORKERS",
+        "CPUs available",
+        "worker threads, one listener each",
+    ),
+    (
+        "DB_MAX_CONNS",
+        "20",
+        "database connections in total, across workers",
+    ),
+    (
+        "DB_MIN_CONNS",
+        "5",
+        "connections opened at start, in the background",
+    ),
+    (
+        "DB_MAX_CONN_LIFETIME",
+        "1h",
+        "recycle a connection after this long",
+    ),
+    (
+        "DB_MAX_CONN_IDLE_TIME",
+        "30m",
+        "close a connection idle this long",
+    ),
     ("DB_CONNECT_TIMEOUT", "5s", "per connection attempt"),
-    ("DB_STATEMENT_CACHE", "auto", "prepare | describe | auto (describe on port 6543)"),
-    ("API_KEY", "unset", "comma-separated keys accepted on /api/*"),
-    ("SUPABASE_KEY", "unset", "read for compatibility; grants nothing"),
+    (
+        "DB_STATEMENT_CACHE",
+        "auto",
+        "prepare | describe | auto (describe on port 6543)",
+    ),
+    (
+        "API_KEY",
+        "unset",
+        "comma-separated keys accepted on /api/*",
+    ),
+    (
+        "SUPABASE_KEY",
+        "unset",
+        "read for compatibility; grants nothing",
+    ),
     ("MAX_BODY_BYTES", "1048576", "request body limit"),
-    ("SHUTDOWN_TIMEOUT", "10s", "how long SIGTERM waits for in-flight requests"),
+    (
+        "SHUTDOWN_TIMEOUT",
+        "10s",
+        "how long SIGTERM waits for in-flight requests",
+    ),
     ("LOG_LEVEL", "info", "error | warn | info | debug"),
-    ("LOG_FORMAT", "text", "text | json (json by default when APP_ENV=production)"),
-    ("HTTP_HEADER_TIMEOUT", "10s", "a request head must arrive within this"),
-    ("HTTP_IDLE_TIMEOUT", "60s", "idle keep-alive connections close after this"),
-    ("MAX_CONNECTIONS", "10000", "open client connections at once"),
+    (
+        "LOG_FORMAT",
+        "text",
+        "text | json (json by default when APP_ENV=production)",
+    ),
+    (
+        "HTTP_HEADER_TIMEOUT",
+        "10s",
+        "a request head must arrive within this",
+    ),
+    (
+        "HTTP_IDLE_TIMEOUT",
+        "60s",
+        "idle keep-alive connections close after this",
+    ),
+    (
+        "MAX_CONNECTIONS",
+        "10000",
+        "open client connections at once",
+    ),
 ];
 
 impl Config {
@@ -145,9 +209,12 @@ impl Config {
 
         let config = Config {
             database_url,
-            host: opt("HOST", get("HOST"), "an IP address such as 0.0.0.0 or ::", |s| {
-                s.parse().ok()
-            })?
+            host: opt(
+                "HOST",
+                get("HOST"),
+                "an IP address such as 0.0.0.0 or ::",
+                |s| s.parse().ok(),
+            )?
             .unwrap_or(IpAddr::from([0, 0, 0, 0])),
             port: opt("PORT", get("PORT"), "a port number from 0 to 65535", |s| {
                 s.parse().ok()
@@ -225,14 +292,25 @@ impl Config {
             ("WORKERS", self.workers.to_string()),
             ("DB_MAX_CONNS", self.db_max_conns.to_string()),
             ("DB_MIN_CONNS", self.db_min_conns.to_string()),
-            ("DB_MAX_CONN_LIFETIME", go_duration(self.db_max_conn_lifetime)),
-            ("DB_MAX_CONN_IDLE_TIME", go_duration(self.db_max_conn_idle_time)),
+            (
+                "DB_MAX_CONN_LIFETIME",
+                go_duration(self.db_max_conn_lifetime),
+            ),
+            (
+                "DB_MAX_CONN_IDLE_TIME",
+                go_duration(self.db_max_conn_idle_time),
+            ),
             ("DB_CONNECT_TIMEOUT", go_duration(self.db_connect_timeout)),
             ("DB_STATEMENT_CACHE", self.db_statement_cache.to_string()),
             ("API_KEY", keys),
             (
                 "SUPABASE_KEY",
-                if self.supabase_key_set { "set, redacted (unused)" } else { "unset" }.into(),
+                if self.supabase_key_set {
+                    "set, redacted (unused)"
+                } else {
+                    "unset"
+                }
+                .into(),
             ),
             ("MAX_BODY_BYTES", self.max_body_bytes.to_string()),
             ("SHUTDOWN_TIMEOUT", go_duration(self.shutdown_timeout)),
@@ -550,13 +628,19 @@ mod tests {
         assert_eq!(c.app_env, "production");
         assert_eq!(c.log_format, Format::Json);
         assert!(c.supabase_key_set);
-        assert!(c.database_url.unwrap().starts_with("postgresql://postgres:"));
+        assert!(c
+            .database_url
+            .unwrap()
+            .starts_with("postgresql://postgres:"));
     }
 
     #[test]
     fn database_url_wins_over_supabase() {
-        let c = cfg(&[("DATABASE_URL", "postgres://a@h/db"), ("SUPABASE_DB_URL", "postgres://b@h/db")])
-            .unwrap();
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://a@h/db"),
+            ("SUPABASE_DB_URL", "postgres://b@h/db"),
+        ])
+        .unwrap();
         assert_eq!(c.database_url.as_deref(), Some("postgres://a@h/db"));
     }
 
@@ -586,9 +670,18 @@ mod tests {
         );
         assert_eq!(cfg(&[("PORT", "70000")]).err().unwrap().var, "PORT");
         assert_eq!(cfg(&[("WORKERS", "0")]).err().unwrap().var, "WORKERS");
-        assert_eq!(cfg(&[("LOG_LEVEL", "loud")]).err().unwrap().var, "LOG_LEVEL");
-        assert_eq!(cfg(&[("DB_STATEMENT_CACHE", "x")]).err().unwrap().var, "DB_STATEMENT_CACHE");
-        assert_eq!(cfg(&[("DB_MIN_CONNS", "30")]).err().unwrap().var, "DB_MIN_CONNS");
+        assert_eq!(
+            cfg(&[("LOG_LEVEL", "loud")]).err().unwrap().var,
+            "LOG_LEVEL"
+        );
+        assert_eq!(
+            cfg(&[("DB_STATEMENT_CACHE", "x")]).err().unwrap().var,
+            "DB_STATEMENT_CACHE"
+        );
+        assert_eq!(
+            cfg(&[("DB_MIN_CONNS", "30")]).err().unwrap().var,
+            "DB_MIN_CONNS"
+        );
     }
 
     #[test]
@@ -600,22 +693,33 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(
-            redact_database_url("postgres://postgres.ref:p%40ss@host:6543/postgres?sslmode=require"),
+            redact_database_url(
+                "postgres://postgres.ref:p%40ss@host:6543/postgres?sslmode=require"
+            ),
             "postgres://postgres.ref:***@host:6543/postgres?sslmode=require"
         );
         assert_eq!(
             redact_database_url("host=/tmp user=u password='a b' dbname=d"),
             "host=/tmp user=u password=*** dbname=d"
         );
-        assert_eq!(redact_database_url("postgres://u@h/d?password=x"), "postgres://u@h/d?password=***");
-        let c = cfg(&[("DATABASE_URL", "postgres://u:secret@h/d"), ("API_KEY", "topsecret")]).unwrap();
+        assert_eq!(
+            redact_database_url("postgres://u@h/d?password=x"),
+            "postgres://u@h/d?password=***"
+        );
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://u:secret@h/d"),
+            ("API_KEY", "topsecret"),
+        ])
+        .unwrap();
         let text = c.describe();
         assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]
     fn dotenv_syntax() {
-        let v = parse_dotenv("# c\nexport A=1\nB=\"two words\"\nC='x#y'\nD=plain # note\n=bad\nnoequals\n");
+        let v = parse_dotenv(
+            "# c\nexport A=1\nB=\"two words\"\nC='x#y'\nD=plain # note\n=bad\nnoequals\n",
+        );
         assert_eq!(v["A"], "1");
         assert_eq!(v["B"], "two words");
         assert_eq!(v["C"], "x#y");

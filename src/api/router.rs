@@ -62,7 +62,10 @@ impl<T> Router<T> {
     /// At start, on a pattern with more than [`MAX_PARAMS`] parameters or
     /// not starting with `/`: a programming error, never reachable from a request.
     pub fn route(mut self, method: &'static str, pattern: &'static str, handler: T) -> Self {
-        assert!(pattern.starts_with('/'), "route pattern must start with /: {pattern}");
+        assert!(
+            pattern.starts_with('/'),
+            "route pattern must start with /: {pattern}"
+        );
         let segments: Vec<Segment> = pattern[1..]
             .split('/')
             .map(|s| {
@@ -171,7 +174,14 @@ mod tests {
     #[test]
     fn not_found_and_not_allowed() {
         let r = router();
-        for path in ["/", "/healthz", "/health/", "/api/v1/messages/", "health", "/api/v1/messages/a/b"] {
+        for path in [
+            "/",
+            "/healthz",
+            "/health/",
+            "/api/v1/messages/",
+            "health",
+            "/api/v1/messages/a/b",
+        ] {
             assert!(matches!(r.lookup("GET", path), Lookup::NotFound), "{path}");
         }
         match r.lookup("DELETE", "/api/v1/messages/x") {

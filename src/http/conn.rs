@@ -423,8 +423,7 @@ fn dispatch(
         res.error(500, "internal", "internal server error", None);
         res.close_connection();
     }
-    let keep_alive =
-        framing.keep_alive && !res.wants_close() && !shared.draining.is_draining();
+    let keep_alive = framing.keep_alive && !res.wants_close() && !shared.draining.is_draining();
     let meta = ResponseMeta {
         date,
         request_id,

@@ -156,7 +156,9 @@ pub fn framing(
                 }
                 if transfer_encoding && chunked {
                     // Something after chunked: not a framing we can follow.
-                    return Err(FrameError::BadRequest("chunked must be the final transfer coding"));
+                    return Err(FrameError::BadRequest(
+                        "chunked must be the final transfer coding",
+                    ));
                 }
                 transfer_encoding = true;
                 if coding.eq_ignore_ascii_case(b"chunked") {
@@ -194,7 +196,9 @@ pub fn framing(
         ));
     }
     if transfer_encoding && minor_version == 0 {
-        return Err(FrameError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+        return Err(FrameError::BadRequest(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
     }
     let body = match content_length {
         _ if chunked => BodyKind::Chunked,
@@ -439,9 +443,21 @@ mod tests {
         assert_eq!(f.unwrap().body, BodyKind::Length(5));
         let f = frame("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n").unwrap();
         assert_eq!(f.unwrap().body, BodyKind::Length(5));
-        for bad in ["abc", "-1", "+5", "5 5", "", "1,2", "99999999999999999999", "0x10"] {
+        for bad in [
+            "abc",
+            "-1",
+            "+5",
+            "5 5",
+            "",
+            "1,2",
+            "99999999999999999999",
+            "0x10",
+        ] {
             let raw = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {bad}\r\n\r\n");
-            assert!(matches!(frame(&raw), Err(FrameError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(frame(&raw), Err(FrameError::BadRequest(_))),
+                "{bad}"
+            );
         }
         let raw = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
         assert!(matches!(frame(raw), Err(FrameError::BadRequest(_))));
@@ -455,7 +471,8 @@ mod tests {
         assert_eq!(frame(raw).unwrap().unwrap().body, BodyKind::Chunked);
         let raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
         assert_eq!(frame(raw), Err(FrameError::UnsupportedTransferEncoding));
-        let raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+        let raw =
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
         assert!(matches!(frame(raw), Err(FrameError::BadRequest(_))));
         let raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
         assert!(matches!(frame(raw), Err(FrameError::BadRequest(_))));
@@ -465,7 +482,9 @@ mod tests {
     fn keep_alive_rules() {
         let ka = |raw: &str| frame(raw).unwrap().unwrap().keep_alive;
         assert!(ka("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(!ka("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ));
         assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
         assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
     }
@@ -478,11 +497,20 @@ mod tests {
         }
         raw.push_str("\r\n");
         assert_eq!(frame(&raw), Err(FrameError::HeadersTooLarge));
-        let long = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX: {}",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
         assert_eq!(frame(&long), Err(FrameError::HeadersTooLarge));
         assert_eq!(frame("GET / HTTP/1.1\r\nHost: x\r\n").unwrap(), None);
-        assert!(matches!(frame("GET / HTTP/1.1\r\nHost x\r\n\r\n"), Err(FrameError::BadRequest(_))));
-        assert!(matches!(frame("GET / HTTP/1.1\r\n\r\n"), Err(FrameError::BadRequest(_))));
+        assert!(matches!(
+            frame("GET / HTTP/1.1\r\nHost x\r\n\r\n"),
+            Err(FrameError::BadRequest(_))
+        ));
+        assert!(matches!(
+            frame("GET / HTTP/1.1\r\n\r\n"),
+            Err(FrameError::BadRequest(_))
+        ));
     }
 
     fn dechunk(input: &[u8], max: usize) -> Result<(Vec<u8>, ChunkProgress), FrameError> {
@@ -493,16 +521,20 @@ mod tests {
 
     #[test]
     fn chunked_decoding() {
-        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let body =
+            b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
         let (out, p) = dechunk(body, 100).unwrap();
         assert_eq!(out, b"Wikipedia in\r\n\r\nchunks.");
         assert!(p.done);
         assert_eq!(&body[p.consumed..], b"NEXT");
-        assert_eq!(dechunk(b"5\r\nab", 100).unwrap().1.done, false);
+        assert!(!dechunk(b"5\r\nab", 100).unwrap().1.done);
         assert!(dechunk(b"x\r\n", 100).is_err());
         assert!(dechunk(b"3\r\nabcX", 100).is_err());
         assert!(dechunk(b"3\nabc", 100).is_err());
-        assert_eq!(dechunk(b"65\r\n", 100).err(), Some(FrameError::PayloadTooLarge));
+        assert_eq!(
+            dechunk(b"65\r\n", 100).err(),
+            Some(FrameError::PayloadTooLarge)
+        );
         assert_eq!(
             dechunk(b"ffffffffffffffffff\r\n", 100).err(),
             Some(FrameError::PayloadTooLarge)

@@ -90,7 +90,9 @@ impl<'a> Response<'a> {
     /// value holds a control character, or the core writes that header itself.
     pub fn header(&mut self, name: &str, value: &str) -> Result<(), InvalidHeader> {
         let name_ok = !name.is_empty() && name.bytes().all(is_token_byte);
-        let value_ok = value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        let value_ok = value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
         if !name_ok || !value_ok || CORE_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             return Err(InvalidHeader(name.to_string()));
         }
@@ -226,7 +228,11 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 fn push_status(out: &mut Vec<u8>, status: u16) {
-    let status = if (100..=999).contains(&status) { status } else { 500 };
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
     push_decimal(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());

@@ -283,5 +283,5 @@ fn refuse_busy(stream: &TcpStream, shared: &Shared) {
         },
         &mut head,
     );
-    let _ = (&*stream.inner()).write(&out);
+    let _ = stream.inner().write(&out);
 }
