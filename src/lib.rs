@@ -7,5 +7,6 @@ pub mod api;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod pg;
 pub mod signals;
 pub mod time;

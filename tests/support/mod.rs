@@ -3,6 +3,8 @@
 //! send exactly the bytes a rule is about.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
