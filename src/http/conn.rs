@@ -8,16 +8,16 @@
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use may::net::TcpStream;
 
 use super::framing::{parse_head, BodyKind, ChunkedDecoder, FrameError, Framing, Parsed};
 use super::limits::{
-    INITIAL_BUFFER_BYTES, MAX_HEADERS, MAX_HEAD_BYTES, MIN_READ_SPACE, WRITE_FLUSH_BYTES,
+    INITIAL_BUFFER_BYTES, MAX_HEADERS, MAX_HEAD_BYTES, MIN_READ_SPACE, REAPER_TICK,
+    WRITE_FLUSH_BYTES,
 };
-use super::request::{split_target, usable_request_id, Request};
+use super::request::{split_target, usable_request_id, IdBlock, Request};
 use super::response::{Response, ResponseMeta};
 use super::server::Shared;
 use crate::time::{write_http_date, Civil, HTTP_DATE_LEN};
@@ -26,6 +26,11 @@ use crate::time::{write_http_date, Civil, HTTP_DATE_LEN};
 pub(crate) struct ConnSlot {
     pub(crate) fd: i32,
     state: AtomicU8,
+    /// When the current wait for bytes must end, in the server's coarse
+    /// clock (milliseconds); 0 while the connection is not waiting.
+    deadline: AtomicU64,
+    /// Set by the reaper when it cut a wait short at its deadline.
+    timed_out: AtomicBool,
 }
 
 const BUSY: u8 = 0;
@@ -39,6 +44,25 @@ impl ConnSlot {
         ConnSlot {
             fd,
             state: AtomicU8::new(BUSY),
+            deadline: AtomicU64::new(0),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// The reaper's side: if the connection's wait is past `now`, ends it.
+    /// An idle connection is closed outright; one in the middle of a
+    /// request has its read side shut, so that it can still answer `408`.
+    pub(crate) fn reap_if_expired(&self, now: u64) {
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if deadline == 0 || deadline > now {
+            return;
+        }
+        if self.claim_idle() {
+            // SAFETY: called with the registry locked: the descriptor is open.
+            unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        } else if !self.timed_out.swap(true, Ordering::AcqRel) {
+            // SAFETY: as above.
+            unsafe { libc::shutdown(self.fd, libc::SHUT_RD) };
         }
     }
 
@@ -133,22 +157,23 @@ struct DateCache {
 }
 
 impl DateCache {
-    fn get(&mut self) -> &[u8] {
+    /// Reads the clock: once per batch of requests, not per response.
+    fn refresh(&mut self) {
         let micros = crate::time::unix_micros_now();
         let second = micros.div_euclid(1_000_000);
         if second != self.second {
             self.second = second;
             write_http_date(&Civil::from_unix_micros(micros), &mut self.text);
         }
-        &self.text
     }
 }
 
 /// Per-request state that survives reads while a body is arriving.
 #[derive(Default)]
 struct InProgress {
-    /// When the first byte of the current head arrived.
-    head_started: Option<Instant>,
+    /// When the connection first waited for the rest of the current head
+    /// (coarse clock).
+    head_deadline: Option<u64>,
     continue_sent: bool,
     /// Decoder and raw bytes it has used, for a chunked body.
     chunked: Option<(ChunkedDecoder, usize)>,
@@ -164,6 +189,7 @@ struct Conn<'s> {
     /// A decoded chunked body.
     body: Vec<u8>,
     date: DateCache,
+    ids: IdBlock,
     current: InProgress,
     read_limit: usize,
 }
@@ -188,12 +214,15 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             second: i64::MIN,
             text: [0; HTTP_DATE_LEN],
         },
+        ids: IdBlock::default(),
         current: InProgress::default(),
         // Room for a head and a body at the limit; chunk framing may add to
         // the raw size of a body, so a chunked one gets twice the limit.
         read_limit: MAX_HEAD_BYTES + 2 * limits.max_body_bytes + MIN_READ_SPACE,
     };
-    let mut read_timeout: Option<Duration> = None;
+    // Waits are bounded by the reaper (server.rs) through `slot.deadline`,
+    // not by socket timeouts: a socket timeout costs a timer per read.
+    let _ = stream.set_read_timeout(None);
 
     loop {
         let wait = match conn.serve_buffered() {
@@ -213,26 +242,22 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             return;
         }
 
-        let timeout = match wait {
+        // The coarse clock may lag by a tick: never end a wait early.
+        let now = shared.clock_ms() + millis(REAPER_TICK);
+        let deadline = match wait {
             Wait::Idle => {
                 if shared.draining.is_draining() || !slot.set_idle() {
                     return;
                 }
-                limits.idle_timeout
+                now + millis(limits.idle_timeout)
             }
-            Wait::Head => {
-                let started = *conn.current.head_started.get_or_insert_with(Instant::now);
-                match limits.header_timeout.checked_sub(started.elapsed()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return conn.timed_out(stream),
-                }
-            }
-            Wait::Body => limits.body_timeout,
+            Wait::Head => *conn
+                .current
+                .head_deadline
+                .get_or_insert(now + millis(limits.header_timeout)),
+            Wait::Body => now + millis(limits.body_timeout),
         };
-        if read_timeout != Some(timeout) {
-            let _ = stream.set_read_timeout(Some(timeout));
-            read_timeout = Some(timeout);
-        }
+        slot.deadline.store(deadline, Ordering::Release);
 
         let spare = conn.rbuf.spare(conn.read_limit);
         if spare.is_empty() {
@@ -242,33 +267,31 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             return;
         }
         let result = stream.read(spare);
+        slot.deadline.store(0, Ordering::Release);
         if matches!(wait, Wait::Idle) && !slot.set_busy() {
-            // Shutdown closed this idle connection.
+            // Shutdown or the idle timeout closed this connection.
             return;
+        }
+        if slot.timed_out.load(Ordering::Acquire) {
+            return conn.timed_out(stream);
         }
         match result {
             Ok(0) => return,
-            Ok(n) => {
-                conn.rbuf.end += n;
-                if matches!(wait, Wait::Idle) {
-                    conn.current.head_started = Some(Instant::now());
-                }
-            }
+            Ok(n) => conn.rbuf.end += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                if matches!(wait, Wait::Idle) {
-                    return;
-                }
-                return conn.timed_out(stream);
-            }
             Err(_) => return,
         }
     }
 }
 
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
 impl Conn<'_> {
     /// Answers every complete request in the read buffer.
     fn serve_buffered(&mut self) -> Step {
+        self.date.refresh();
         loop {
             let max_body = self.shared.limits.max_body_bytes;
             let pending = self.rbuf.pending();
@@ -324,10 +347,13 @@ impl Conn<'_> {
                 &req,
                 &framing,
                 body,
-                &mut self.wbuf,
-                &mut self.extra,
-                &mut self.head,
-                self.date.get(),
+                Scratch {
+                    wbuf: &mut self.wbuf,
+                    extra: &mut self.extra,
+                    head: &mut self.head,
+                    ids: &mut self.ids,
+                },
+                &self.date.text,
             );
             self.rbuf.consume(consumed);
             self.current = InProgress::default();
@@ -353,12 +379,13 @@ impl Conn<'_> {
 
     fn answer_and_close(&mut self, status: u16, code: &str, message: &str) {
         let mut id = [0u8; 32];
-        self.shared.ids.next(&mut id);
+        self.shared.ids.next(&mut self.ids, &mut id);
         let request_id = std::str::from_utf8(&id).unwrap_or("");
+        self.date.refresh();
         let mut res = Response::new(&mut self.wbuf, &mut self.extra);
         res.error(status, code, message, None);
         let meta = ResponseMeta {
-            date: self.date.get(),
+            date: &self.date.text,
             request_id,
             keep_alive: false,
             minor_version: 1,
@@ -376,19 +403,30 @@ fn send_continue(wbuf: &mut Vec<u8>, framing: &Framing, current: &mut InProgress
     }
 }
 
+/// The connection's reusable buffers and id block, lent to one dispatch.
+struct Scratch<'c> {
+    wbuf: &'c mut Vec<u8>,
+    extra: &'c mut Vec<u8>,
+    head: &'c mut Vec<u8>,
+    ids: &'c mut IdBlock,
+}
+
 /// Calls the handler for one request and encodes its answer. Returns whether
 /// the connection must close afterwards.
-#[allow(clippy::too_many_arguments)]
 fn dispatch(
     shared: &Shared,
     req: &httparse::Request<'_, '_>,
     framing: &Framing,
     body: &[u8],
-    wbuf: &mut Vec<u8>,
-    extra: &mut Vec<u8>,
-    head: &mut Vec<u8>,
+    scratch: Scratch<'_>,
     date: &[u8],
 ) -> bool {
+    let Scratch {
+        wbuf,
+        extra,
+        head,
+        ids,
+    } = scratch;
     let method = req.method.unwrap_or("GET");
     let (path, query) = split_target(req.path.unwrap_or("/"));
     let mut generated = [0u8; 32];
@@ -400,7 +438,7 @@ fn dispatch(
     {
         Some(id) => id,
         None => {
-            shared.ids.next(&mut generated);
+            shared.ids.next(ids, &mut generated);
             std::str::from_utf8(&generated).unwrap_or("")
         }
     };
@@ -451,11 +489,4 @@ fn flush(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> io::Result<()> {
         wbuf.shrink_to(INITIAL_BUFFER_BYTES);
     }
     Ok(())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
 }

@@ -30,6 +30,10 @@ pub const MIN_READ_SPACE: usize = 4 * 1024;
 /// this, instead of all at the end of the batch.
 pub const WRITE_FLUSH_BYTES: usize = 64 * 1024;
 
+/// How often the reaper ends waits past their deadline (idle, header and
+/// body timeouts are enforced to within this).
+pub const REAPER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Limits that configuration may change.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -16,8 +16,8 @@ use may::go;
 use may::net::{TcpListener, TcpStream};
 
 use super::conn::{self, ConnSlot};
-use super::limits::Limits;
-use super::request::RequestIds;
+use super::limits::{Limits, REAPER_TICK};
+use super::request::{IdBlock, RequestIds};
 use super::response::{Response, ResponseMeta};
 use super::Handler;
 use crate::time::{write_http_date, Civil, HTTP_DATE_LEN};
@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) ids: RequestIds,
     open: AtomicUsize,
     next_id: AtomicU64,
+    /// Milliseconds since `epoch`, advanced by the reaper every tick.
+    clock: AtomicU64,
+    epoch: Instant,
+    stopped: AtomicBool,
     /// Live connections, so that shutdown can close the idle ones. An entry
     /// is removed before its socket is closed, and shutdown holds the lock
     /// while it closes, so a descriptor number is never reused under it.
@@ -110,8 +114,16 @@ impl Server {
             ids: RequestIds::new(),
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
+            // Starts past zero: a deadline of 0 means "none".
+            clock: AtomicU64::new(1),
+            epoch: Instant::now(),
+            stopped: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("http-reaper".into())
+            .spawn(move || reaper(weak))?;
         let mut acceptors = Vec::with_capacity(workers);
         for (worker, listener) in listeners.into_iter().enumerate() {
             let shared = shared.clone();
@@ -139,6 +151,7 @@ impl Server {
     /// is left. Returns true when every connection finished in time.
     pub fn shutdown(self, timeout: Duration) -> bool {
         self.shared.draining.begin();
+        let _stop_reaper = StopReaper(&self.shared);
         for acceptor in self.acceptors {
             // SAFETY: cancelling unwinds the accept coroutine at its blocking
             // accept, dropping (closing) its listener; it holds no locks.
@@ -165,7 +178,44 @@ impl Server {
     }
 }
 
+/// Stops the reaper when shutdown returns.
+struct StopReaper<'a>(&'a Shared);
+
+impl Drop for StopReaper<'_> {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
+}
+
+/// Advances the coarse clock and ends waits past their deadline, every
+/// tick, until the server stops or is gone.
+fn reaper(shared: std::sync::Weak<Shared>) {
+    loop {
+        std::thread::sleep(REAPER_TICK);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let now = shared.epoch.elapsed().as_millis() as u64 + 1;
+        shared.clock.store(now, Ordering::Release);
+        let conns = match shared.conns.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for slot in conns.values() {
+            slot.reap_if_expired(now);
+        }
+    }
+}
+
 impl Shared {
+    /// The coarse clock, in milliseconds.
+    pub(crate) fn clock_ms(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
+    }
+
     /// Shuts the sockets of idle connections, or of all of them when `all`.
     fn close_connections(&self, all: bool) {
         let conns = match self.conns.lock() {
@@ -269,7 +319,7 @@ fn refuse_busy(stream: &TcpStream, shared: &Shared) {
     let mut date = [0u8; HTTP_DATE_LEN];
     write_http_date(&Civil::now(), &mut date);
     let mut id = [0u8; 32];
-    shared.ids.next(&mut id);
+    shared.ids.next(&mut IdBlock::default(), &mut id);
     let mut res = Response::new(&mut out, &mut extra);
     res.error(503, "unavailable", "too many open connections", None);
     let _ = res.header("Retry-After", "1");
