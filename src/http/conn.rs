@@ -157,13 +157,13 @@ struct DateCache {
 }
 
 impl DateCache {
-    /// Reads the clock: once per batch of requests, not per response.
-    fn refresh(&mut self) {
-        let micros = crate::time::unix_micros_now();
-        let second = micros.div_euclid(1_000_000);
+    /// Follows the server's wall-clock second (kept by the reaper), so that
+    /// serving a request reads no clock at all.
+    fn refresh(&mut self, shared: &Shared) {
+        let second = shared.unix_second();
         if second != self.second {
             self.second = second;
-            write_http_date(&Civil::from_unix_micros(micros), &mut self.text);
+            write_http_date(&Civil::from_unix_micros(second * 1_000_000), &mut self.text);
         }
     }
 }
@@ -291,7 +291,7 @@ fn millis(d: std::time::Duration) -> u64 {
 impl Conn<'_> {
     /// Answers every complete request in the read buffer.
     fn serve_buffered(&mut self) -> Step {
-        self.date.refresh();
+        self.date.refresh(self.shared);
         loop {
             let max_body = self.shared.limits.max_body_bytes;
             let pending = self.rbuf.pending();
@@ -381,7 +381,7 @@ impl Conn<'_> {
         let mut id = [0u8; 32];
         self.shared.ids.next(&mut self.ids, &mut id);
         let request_id = std::str::from_utf8(&id).unwrap_or("");
-        self.date.refresh();
+        self.date.refresh(self.shared);
         let mut res = Response::new(&mut self.wbuf, &mut self.extra);
         res.error(status, code, message, None);
         let meta = ResponseMeta {

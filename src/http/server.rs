@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     /// Milliseconds since `epoch`, advanced by the reaper every tick.
     clock: AtomicU64,
     epoch: Instant,
+    /// The wall clock's current second, for the `Date` header.
+    unix_second: AtomicI64,
     stopped: AtomicBool,
     /// Live connections, so that shutdown can close the idle ones. An entry
     /// is removed before its socket is closed, and shutdown holds the lock
@@ -117,6 +119,7 @@ impl Server {
             // Starts past zero: a deadline of 0 means "none".
             clock: AtomicU64::new(1),
             epoch: Instant::now(),
+            unix_second: AtomicI64::new(crate::time::unix_micros_now().div_euclid(1_000_000)),
             stopped: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
@@ -127,7 +130,10 @@ impl Server {
         let mut acceptors = Vec::with_capacity(workers);
         for (worker, listener) in listeners.into_iter().enumerate() {
             let shared = shared.clone();
-            let builder = Builder::new().name(format!("accept-{worker}")).id(worker);
+            // may polls a descriptor on worker `fd % workers`: running the
+            // coroutine there too saves a cross-thread wake-up per event.
+            let on = listener.as_raw_fd() as usize;
+            let builder = Builder::new().name(format!("accept-{worker}")).id(on);
             acceptors.push(go!(builder, move || accept_loop(listener, shared, worker))?);
         }
         Ok(Server {
@@ -200,6 +206,10 @@ fn reaper(shared: std::sync::Weak<Shared>) {
         }
         let now = shared.epoch.elapsed().as_millis() as u64 + 1;
         shared.clock.store(now, Ordering::Release);
+        shared.unix_second.store(
+            crate::time::unix_micros_now().div_euclid(1_000_000),
+            Ordering::Release,
+        );
         let conns = match shared.conns.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -214,6 +224,10 @@ impl Shared {
     /// The coarse clock, in milliseconds.
     pub(crate) fn clock_ms(&self) -> u64 {
         self.clock.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn unix_second(&self) -> i64 {
+        self.unix_second.load(Ordering::Acquire)
     }
 
     /// Shuts the sockets of idle connections, or of all of them when `all`.
@@ -293,7 +307,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, worker: usize) {
             slot,
             stream: Some(stream),
         };
-        let builder = Builder::new().id(worker);
+        // The worker that polls this descriptor (see `Server::start`).
+        let builder = Builder::new().id(slot_fd(&connection));
         let spawned = go!(builder, move || {
             let Connection {
                 ref shared,
@@ -309,6 +324,10 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, worker: usize) {
             crate::log_error!("could not start a connection coroutine: {e}");
         }
     }
+}
+
+fn slot_fd(c: &Connection) -> usize {
+    c.slot.fd as usize
 }
 
 /// Over the connection cap: one `503` written without blocking, then close.
