@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use message_service::api::Api;
-use message_service::config::{Config, VARIABLES};
-use message_service::http::{DrainFlag, Limits, Server, ServerConfig};
+use message_service::config::{Config, StatementCache, VARIABLES};
+use message_service::http::{init_runtime, DrainFlag, Limits, Server, ServerConfig};
+use message_service::pg::{PgConfig, Pool, PoolConfig, StatementMode};
 use message_service::signals::TerminationSignals;
-use message_service::{log_error, log_info, logging};
+use message_service::store::Store;
+use message_service::{devdb, log_error, log_info, log_warn, logging};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -56,8 +58,66 @@ fn main() -> ExitCode {
     logging::init(config.log_level, config.log_format);
     logging::install_panic_hook();
 
+    // Before anything spawns a coroutine: the runtime is configured once.
+    init_runtime(config.workers);
+
+    // No URL: the run command's local database (see src/devdb.rs).
+    let local = match &config.database_url {
+        Some(_) => None,
+        None => match devdb::start(std::path::Path::new(".data")) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                log_error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let url = match (&config.database_url, &local) {
+        (Some(url), _) => url.clone(),
+        (None, Some(db)) => db.url.clone(),
+        (None, None) => unreachable!("a local database is started when no URL is set"),
+    };
+    let pg = match PgConfig::parse(&url) {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("message-service: invalid DATABASE_URL: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mode = match config.db_statement_cache {
+        StatementCache::Prepare => StatementMode::Prepare,
+        StatementCache::Describe => StatementMode::Describe,
+        // Supabase's transaction pooler listens on 6543.
+        StatementCache::Auto if pg.port == 6543 => StatementMode::Describe,
+        StatementCache::Auto => StatementMode::Prepare,
+    };
+    let target = pg.target();
+    let pool = match Pool::new(PoolConfig {
+        pg,
+        max_conns: config.db_max_conns,
+        min_conns: config.db_min_conns,
+        max_lifetime: config.db_max_conn_lifetime,
+        max_idle: config.db_max_conn_idle_time,
+        connect_timeout: config.db_connect_timeout,
+        mode,
+        query_timeout: message_service::pg::pool::DEFAULT_QUERY_TIMEOUT,
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("message-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.api_keys.is_empty() {
+        log_warn!("API_KEY is not set: /api/* accepts requests without a key");
+    }
+
     let draining = DrainFlag::new();
-    let api = Arc::new(Api::new(draining.clone()));
+    let api = Arc::new(Api::new(
+        draining.clone(),
+        Store::new(pool.clone()),
+        &config.api_keys,
+    ));
     let server_config = ServerConfig {
         addr: SocketAddr::new(config.host, config.port),
         workers: config.workers,
@@ -78,10 +138,13 @@ fn main() -> ExitCode {
         }
     };
     log_info!(
-        "message-service {VERSION} listening on {} with {} workers (max body {} B, \
-         header timeout {:?}, idle timeout {:?}, max connections {}, log {}/{})",
+        "message-service {VERSION} listening on {} with {} workers (database {target}, \
+         {} to {} connections, statements: {mode:?}; max body {} B, header timeout {:?}, \
+         idle timeout {:?}, max connections {}, log {}/{})",
         server.local_addr(),
         config.workers,
+        config.db_min_conns,
+        config.db_max_conns,
         config.max_body_bytes,
         config.header_timeout,
         config.idle_timeout,
@@ -89,6 +152,22 @@ fn main() -> ExitCode {
         config.log_level,
         config.log_format,
     );
+
+    if let Some(db) = &local {
+        let port = server.local_addr().port();
+        let key = config
+            .api_keys
+            .first()
+            .map(|k| format!(" -H 'Authorization: Bearer {k}'"))
+            .unwrap_or_default();
+        println!(
+            "\nLocal database ready (data in ./.data). Try:\n\n  curl -s -X POST http://127.0.0.1:{port}/api/v1/messages{key} \\\n    \
+             -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"conversation_id\": \"{}\", \"content\": \"Olá, como posso ajudar?\", \"message_type\": \"outgoing\"}}'\n\n  \
+             curl -s{key} http://127.0.0.1:{port}/api/v1/conversations/{}/messages\n",
+            db.demo_conversation, db.demo_conversation
+        );
+    }
 
     let signal = signals.wait();
     log_info!(
@@ -101,6 +180,8 @@ fn main() -> ExitCode {
     } else {
         log_error!("shutdown timeout reached; remaining connections were closed");
     }
+    pool.close_all();
+    drop(local);
     ExitCode::SUCCESS
 }
 

@@ -3,12 +3,32 @@
 
 mod support;
 
+use std::time::Duration;
+
 use message_service::api::Api;
 use message_service::http::{DrainFlag, Limits};
+use message_service::pg::{PgConfig, Pool, PoolConfig, StatementMode};
+use message_service::store::Store;
 use support::{request, Client, TestServer};
 
+/// The API over a database that is not there: `/health` must not need it.
 fn server() -> TestServer {
-    TestServer::start(Api::new(DrainFlag::new()), Limits::default())
+    message_service::http::init_runtime(support::TEST_WORKERS);
+    let pool = Pool::new(PoolConfig {
+        pg: PgConfig::parse("postgres://postgres@127.0.0.1:1/none?sslmode=disable").unwrap(),
+        max_conns: 1,
+        min_conns: 0,
+        max_lifetime: Duration::from_secs(60),
+        max_idle: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(1),
+        mode: StatementMode::Prepare,
+        query_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    TestServer::start(
+        Api::new(DrainFlag::new(), Store::new(pool), &[]),
+        Limits::default(),
+    )
 }
 
 #[test]

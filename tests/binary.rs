@@ -64,7 +64,18 @@ fn spawn_server(
     dir: &std::path::Path,
     vars: &[(&str, &str)],
 ) -> (Proc, SocketAddr, BufReader<std::process::ChildStderr>) {
-    let mut all = vec![("HOST", "127.0.0.1"), ("PORT", "0"), ("WORKERS", "2")];
+    // A database that is not there: these tests need none, and the pool
+    // does not wait for one at start.
+    let mut all = vec![
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("WORKERS", "2"),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/none?sslmode=disable",
+        ),
+        ("DB_MIN_CONNS", "0"),
+    ];
     all.extend_from_slice(vars);
     let mut child = Proc(
         command(dir, &all)

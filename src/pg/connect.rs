@@ -204,6 +204,8 @@ fn startup(config: &PgConfig, stream: &mut Stream) -> Result<()> {
         ("user", &config.user),
         ("database", &config.dbname),
         ("client_encoding", "UTF8"),
+        // now() into a `timestamp` column, and timestamps read back, are UTC.
+        ("TimeZone", "UTC"),
     ];
     if let Some(app) = &config.application_name {
         params.push(("application_name", app));

@@ -24,4 +24,4 @@ pub use config::{Host, PgConfig, SslMode};
 pub use conn::{Connection, Statement, StatementMode};
 pub use error::{DbError, Error, Result};
 pub use pool::{Pool, PoolConfig, PoolStatus};
-pub use types::{oid, Param, Row, Rows};
+pub use types::{oid, Oid, Param, Row, Rows};

@@ -6,7 +6,8 @@
 use bytes::BytesMut;
 use postgres_protocol::message::backend::DataRowBody;
 use postgres_protocol::types as wire;
-use postgres_protocol::{IsNull, Oid};
+use postgres_protocol::IsNull;
+pub use postgres_protocol::Oid;
 use smallvec::SmallVec;
 
 use super::error::{Error, Result};

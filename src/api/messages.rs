@@ -1,0 +1,136 @@
+//! The message endpoints: create one, create a batch, get one, change one
+//! (delivery receipts and edits), and page through a conversation.
+
+use std::io::Write;
+
+use super::error::ApiError;
+use super::json::{write_message, write_messages};
+use super::router::Params;
+use super::validate;
+use super::Api;
+use crate::http::{Request, Response};
+use crate::store::{Cursor, Message, StoreError};
+
+type Outcome = Result<(), ApiError>;
+
+fn no_prefix(_: Option<usize>) -> String {
+    String::new()
+}
+
+fn item_prefix(i: Option<usize>) -> String {
+    i.map(|i| format!("messages[{i}].")).unwrap_or_default()
+}
+
+fn created(res: &mut Response<'_>, m: &Message) {
+    res.set_status(201);
+    let _ = res.header(
+        "Location",
+        &format!("/api/v1/messages/{}", m.id.hyphenated()),
+    );
+    let _ = write_message(&mut res.body(), m);
+}
+
+/// `POST /api/v1/messages`.
+pub fn create(api: &Api, req: &Request<'_>, _: &Params<'_>, res: &mut Response<'_>) -> Outcome {
+    validate::require_json(req)?;
+    let obj = validate::json_object(req.body)?;
+    let new = validate::new_message(&obj, "")?;
+    let m = api
+        .store
+        .insert(&new)
+        .map_err(|e| ApiError::from_store(e, &no_prefix))?;
+    created(res, &m);
+    Ok(())
+}
+
+/// `POST /api/v1/messages/batch`: all or nothing, answered in request order.
+pub fn create_batch(
+    api: &Api,
+    req: &Request<'_>,
+    _: &Params<'_>,
+    res: &mut Response<'_>,
+) -> Outcome {
+    validate::require_json(req)?;
+    let obj = validate::json_object(req.body)?;
+    let items = validate::batch(&obj)?;
+    let stored = api
+        .store
+        .insert_batch(&items)
+        .map_err(|e| ApiError::from_store(e, &item_prefix))?;
+    res.set_status(201);
+    let mut body = res.body();
+    let _ = body.write_all(b"{\"data\":");
+    let _ = write_messages(&mut body, &stored);
+    let _ = body.write_all(b"}");
+    Ok(())
+}
+
+/// `GET /api/v1/messages/{id}`.
+pub fn get(api: &Api, _: &Request<'_>, params: &Params<'_>, res: &mut Response<'_>) -> Outcome {
+    let id = validate::path_uuid(params.get(0), "id")?;
+    match api
+        .store
+        .get(id)
+        .map_err(|e| ApiError::from_store(e, &no_prefix))?
+    {
+        Some(m) => {
+            let _ = write_message(&mut res.body(), &m);
+            Ok(())
+        }
+        None => Err(ApiError::not_found("no message with that id")),
+    }
+}
+
+/// `PATCH /api/v1/messages/{id}`: `status` and/or `content`; moves `updated_at`.
+pub fn update(
+    api: &Api,
+    req: &Request<'_>,
+    params: &Params<'_>,
+    res: &mut Response<'_>,
+) -> Outcome {
+    let id = validate::path_uuid(params.get(0), "id")?;
+    validate::require_json(req)?;
+    let obj = validate::json_object(req.body)?;
+    let change = validate::change(&obj)?;
+    match api
+        .store
+        .update(id, change.status, change.content)
+        .map_err(|e| ApiError::from_store(e, &no_prefix))?
+    {
+        Some(m) => {
+            let _ = write_message(&mut res.body(), &m);
+            Ok(())
+        }
+        None => Err(ApiError::not_found("no message with that id")),
+    }
+}
+
+/// `GET /api/v1/conversations/{conversation_id}/messages`.
+pub fn list(api: &Api, req: &Request<'_>, params: &Params<'_>, res: &mut Response<'_>) -> Outcome {
+    let conversation = validate::path_uuid(params.get(0), "conversation_id")?;
+    let (limit, cursor) = validate::page_query(req.query)?;
+    let page = match api.store.page(conversation, limit, cursor) {
+        Ok(page) => page,
+        Err(StoreError::CursorNotFound) => {
+            let field = match cursor {
+                Cursor::After(_) => "after",
+                _ => "before",
+            };
+            return Err(ApiError::field(
+                field,
+                format!("{field} is not a message of this conversation"),
+            ));
+        }
+        Err(e) => return Err(ApiError::from_store(e, &no_prefix)),
+    };
+    let mut body = res.body();
+    let _ = body.write_all(b"{\"data\":");
+    let _ = write_messages(&mut body, &page.messages);
+    let _ = write!(
+        body,
+        ",\"meta\":{{\"count\":{},\"has_more\":{}}}}}",
+        page.messages.len(),
+        page.has_more
+    );
+    Ok(())
+}
