@@ -64,6 +64,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Open connections accepted at once, across all workers.
     pub max_connections: usize,
+    /// Port of the run command's local cluster (used only without a URL).
+    pub local_db_port: u16,
 }
 
 /// A variable whose value could not be used.
@@ -261,6 +263,13 @@ impl Config {
             header_timeout: duration(&get, "HTTP_HEADER_TIMEOUT", 10)?,
             idle_timeout: duration(&get, "HTTP_IDLE_TIMEOUT", 60)?,
             max_connections: count(&get, "MAX_CONNECTIONS", 10_000, 1)?,
+            local_db_port: opt(
+                "LOCAL_DB_PORT",
+                get("LOCAL_DB_PORT"),
+                "a port number from 1 to 65535",
+                |s| s.parse().ok().filter(|p| *p > 0),
+            )?
+            .unwrap_or(55432),
         };
         if config.db_min_conns > config.db_max_conns {
             return Err(ConfigError {
@@ -319,6 +328,7 @@ impl Config {
             ("HTTP_HEADER_TIMEOUT", go_duration(self.header_timeout)),
             ("HTTP_IDLE_TIMEOUT", go_duration(self.idle_timeout)),
             ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            ("LOCAL_DB_PORT", self.local_db_port.to_string()),
         ];
         let mut out = String::new();
         for (k, v) in lines {
@@ -713,6 +723,14 @@ mod tests {
         .unwrap();
         let text = c.describe();
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn the_example_env_file_loads() {
+        let env = parse_dotenv(include_str!("../.env.example"));
+        let c = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(c.port, 3001);
+        assert_eq!(c.log_format, Format::Json);
     }
 
     #[test]

@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 /// The schema, compiled in so that the binary works from any directory.
 pub const SCHEMA: &str = include_str!("../db/schema.sql");
 
-/// The local cluster's port (on 127.0.0.1 only).
-pub const LOCAL_PORT: u16 = 55432;
-
 pub struct LocalDb {
     pub url: String,
     pub demo_conversation: String,
@@ -107,8 +104,8 @@ fn run(mut cmd: Command, what: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Starts or reuses the cluster under `root` (`./.data`).
-pub fn start(root: &Path) -> Result<LocalDb, String> {
+/// Starts or reuses the cluster under `root` (`./.data`), on 127.0.0.1:`port`.
+pub fn start(root: &Path, port: u16) -> Result<LocalDb, String> {
     let bin = bin_dir()?;
     let id = server_identity();
     let root = std::path::absolute(root).map_err(|e| e.to_string())?;
@@ -137,7 +134,7 @@ pub fn start(root: &Path) -> Result<LocalDb, String> {
         ]);
         run(initdb, "initdb")?;
         let conf = format!(
-            "\nport = {LOCAL_PORT}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+            "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
             sock.display()
         );
         let mut text =
@@ -157,6 +154,8 @@ pub fn start(root: &Path) -> Result<LocalDb, String> {
         let mut cmd = as_server(Command::new(bin.join("postgres")), id);
         cmd.arg("-D")
             .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -172,7 +171,7 @@ pub fn start(root: &Path) -> Result<LocalDb, String> {
         ready
             .args(["-q", "-h"])
             .arg(&sock)
-            .args(["-p", &LOCAL_PORT.to_string()]);
+            .args(["-p", &port.to_string()]);
         if ready.status().map(|s| s.success()).unwrap_or(false) {
             break;
         }
@@ -191,7 +190,7 @@ pub fn start(root: &Path) -> Result<LocalDb, String> {
             .arg(&sock)
             .args([
                 "-p",
-                &LOCAL_PORT.to_string(),
+                &port.to_string(),
                 "-U",
                 "postgres",
                 "-d",
@@ -209,7 +208,7 @@ pub fn start(root: &Path) -> Result<LocalDb, String> {
         demo = psql("INSERT INTO conversations DEFAULT VALUES RETURNING id")?;
     }
     Ok(LocalDb {
-        url: format!("postgres://postgres@127.0.0.1:{LOCAL_PORT}/postgres?sslmode=disable"),
+        url: format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"),
         demo_conversation: demo,
         child,
         data,

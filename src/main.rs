@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     // No URL: the run command's local database (see src/devdb.rs).
     let local = match &config.database_url {
         Some(_) => None,
-        None => match devdb::start(std::path::Path::new(".data")) {
+        None => match devdb::start(std::path::Path::new(".data"), config.local_db_port) {
             Ok(db) => Some(db),
             Err(e) => {
                 log_error!("{e}");

@@ -263,3 +263,89 @@ fn production_logs_are_json_lines() {
     }
     assert!(rest.contains("SIGTERM"));
 }
+
+#[test]
+fn without_a_url_the_run_command_starts_a_local_cluster_and_serves() {
+    let dir = temp_dir("localdb");
+    let port = support::pg::free_port().to_string();
+    let run = |dir: &std::path::Path| {
+        let mut child = Proc(
+            command(
+                dir,
+                &[
+                    ("HOST", "127.0.0.1"),
+                    ("PORT", "0"),
+                    ("WORKERS", "2"),
+                    ("LOCAL_DB_PORT", &port),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        );
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        let mut line = String::new();
+        while !printed.contains("/messages\n") {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "exited early: {printed}"
+            );
+            printed.push_str(&line);
+        }
+        let conversation = printed
+            .split("\"conversation_id\": \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let api_port: u16 = printed
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        (child, conversation, api_port)
+    };
+
+    let (mut child, conversation, api_port) = run(&dir);
+    let body = format!(
+        "{{\"conversation_id\": \"{conversation}\", \"content\": \"Olá, como posso ajudar?\"}}"
+    );
+    let r = support::request(
+        ([127, 0, 0, 1], api_port).into(),
+        &format!(
+            "POST /api/v1/messages HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    kill(&child, libc::SIGTERM);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    assert!(dir.join(".data/postgres/PG_VERSION").exists());
+    assert!(
+        !dir.join(".data/postgres/postmaster.pid").exists(),
+        "the local cluster stopped with the service"
+    );
+
+    // Again: the cluster, its schema and the demo conversation are reused.
+    let (mut child, again, api_port) = run(&dir);
+    assert_eq!(again, conversation);
+    let r = support::request(
+        ([127, 0, 0, 1], api_port).into(),
+        &format!("GET /api/v1/conversations/{conversation}/messages HTTP/1.1\r\nHost: t\r\n\r\n"),
+    );
+    assert_eq!(r.json()["meta"]["count"], 1);
+    kill(&child, libc::SIGTERM);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
