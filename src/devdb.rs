@@ -34,7 +34,10 @@ impl Drop for LocalDb {
     }
 }
 
-fn bin_dir() -> Result<PathBuf, String> {
+/// The directory with the PostgreSQL server binaries: the newest
+/// `/usr/lib/postgresql/*/bin` (Debian's layout), else the first `PATH`
+/// entry holding `initdb` and `postgres`.
+pub fn server_binaries() -> Result<PathBuf, String> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -61,8 +64,9 @@ fn bin_dir() -> Result<PathBuf, String> {
         })
 }
 
-/// The `postgres` user's ids, to run the server as when we are root.
-fn server_identity() -> Option<(u32, u32)> {
+/// The `postgres` user's ids, to run the server as when we are root
+/// (PostgreSQL refuses to run as root).
+pub fn server_identity() -> Option<(u32, u32)> {
     // SAFETY: geteuid has no preconditions; getpwnam returns static data or null.
     unsafe {
         if libc::geteuid() != 0 {
@@ -106,7 +110,7 @@ fn run(mut cmd: Command, what: &str) -> Result<String, String> {
 
 /// Starts or reuses the cluster under `root` (`./.data`), on 127.0.0.1:`port`.
 pub fn start(root: &Path, port: u16) -> Result<LocalDb, String> {
-    let bin = bin_dir()?;
+    let bin = server_binaries()?;
     let id = server_identity();
     let root = std::path::absolute(root).map_err(|e| e.to_string())?;
     let data = root.join("postgres");

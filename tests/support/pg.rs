@@ -67,44 +67,20 @@ fn stop_pid(pid: u32) {
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }
 
-/// The directory with `initdb` and `postgres`: the newest
-/// `/usr/lib/postgresql/*/bin`, else whatever `PATH` has.
+/// The directory with `initdb` and `postgres` (the same search as the run
+/// command's: the newest `/usr/lib/postgresql/*/bin`, else `PATH`).
 pub fn bin_dir() -> PathBuf {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((v, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return bin;
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    for dir in path.split(':') {
-        if Path::new(dir).join("initdb").exists() && Path::new(dir).join("postgres").exists() {
-            return PathBuf::from(dir);
-        }
-    }
-    panic!("no PostgreSQL server binaries: install them (Debian: apt-get install postgresql) or set TEST_DATABASE_URL");
+    message_service::devdb::server_binaries()
+        .unwrap_or_else(|e| panic!("{e}; or set TEST_DATABASE_URL"))
 }
 
 /// uid and gid to run the server as: `postgres` when we are root.
 fn server_identity() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
+    let id = message_service::devdb::server_identity();
+    if id.is_none() && unsafe { libc::geteuid() } == 0 {
+        panic!("running as root needs a `postgres` user to run the server as");
     }
-    let name = std::ffi::CString::new("postgres").unwrap();
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    assert!(
-        !pw.is_null(),
-        "running as root needs a `postgres` user to run the server as"
-    );
-    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
+    id
 }
 
 fn chown(path: &Path, id: Option<(u32, u32)>) {
@@ -268,27 +244,12 @@ impl Cluster {
     /// Runs SQL through psql over the Unix socket as `postgres`; returns
     /// unaligned, tuples-only output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.socket_dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql failed on {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let conninfo = format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.socket_dir.display(),
+            self.port
         );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        psql_url(&conninfo, sql)
     }
 
     /// A TCP URL to `db` as `user` (no password).
