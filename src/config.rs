@@ -250,7 +250,17 @@ impl Config {
                 })
                 .unwrap_or_default(),
             supabase_key_set: get("SUPABASE_KEY").is_some(),
-            max_body_bytes: count(&get, "MAX_BODY_BYTES", 1 << 20, 1)?,
+            max_body_bytes: opt(
+                "MAX_BODY_BYTES",
+                get("MAX_BODY_BYTES"),
+                "a whole number of bytes from 1 to 1073741824 (1 GiB)",
+                |s| {
+                    s.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1 << 30).contains(n))
+                },
+            )?
+            .unwrap_or(1 << 20),
             shutdown_timeout: duration(&get, "SHUTDOWN_TIMEOUT", 10)?,
             log_level: opt(
                 "LOG_LEVEL",
@@ -691,6 +701,13 @@ mod tests {
         assert_eq!(
             cfg(&[("DB_MIN_CONNS", "30")]).err().unwrap().var,
             "DB_MIN_CONNS"
+        );
+        assert_eq!(
+            cfg(&[("MAX_BODY_BYTES", "99999999999999999999")])
+                .err()
+                .unwrap()
+                .var,
+            "MAX_BODY_BYTES"
         );
     }
 

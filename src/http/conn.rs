@@ -218,7 +218,10 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
         current: InProgress::default(),
         // Room for a head and a body at the limit; chunk framing may add to
         // the raw size of a body, so a chunked one gets twice the limit.
-        read_limit: MAX_HEAD_BYTES + 2 * limits.max_body_bytes + MIN_READ_SPACE,
+        read_limit: limits
+            .max_body_bytes
+            .saturating_mul(2)
+            .saturating_add(MAX_HEAD_BYTES + MIN_READ_SPACE),
     };
     // Waits are bounded by the reaper (server.rs) through `slot.deadline`,
     // not by socket timeouts: a socket timeout costs a timer per read.
