@@ -121,9 +121,21 @@ fn match_segments<'p>(segments: &[Segment], path: &'p str) -> Option<Params<'p>>
         values: [""; MAX_PARAMS],
         len: 0,
     };
-    let mut parts = path.split('/');
+    // `rest` is what follows the previous segment's `/`; `None` once the
+    // last segment has been taken.
+    let mut rest = Some(path);
     for seg in segments {
-        let part = parts.next()?;
+        let current = rest?;
+        let part = match current.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                rest = current.get(i + 1..);
+                current.get(..i)?
+            }
+            None => {
+                rest = None;
+                current
+            }
+        };
         match seg {
             Segment::Literal(lit) if *lit == part => {}
             Segment::Literal(_) => return None,
@@ -134,7 +146,7 @@ fn match_segments<'p>(segments: &[Segment], path: &'p str) -> Option<Params<'p>>
             }
         }
     }
-    if parts.next().is_some() {
+    if rest.is_some() {
         return None;
     }
     Some(params)

@@ -383,7 +383,7 @@ impl Conn<'_> {
     fn answer_and_close(&mut self, status: u16, code: &str, message: &str) {
         let mut id = [0u8; 32];
         self.shared.ids.next(&mut self.ids, &mut id);
-        let request_id = std::str::from_utf8(&id).unwrap_or("");
+        let request_id = &id[..];
         self.date.refresh(self.shared);
         let mut res = Response::new(&mut self.wbuf, &mut self.extra);
         res.error(status, code, message, None);
@@ -442,7 +442,7 @@ fn dispatch(
         Some(id) => id,
         None => {
             shared.ids.next(ids, &mut generated);
-            std::str::from_utf8(&generated).unwrap_or("")
+            &generated[..]
         }
     };
     let request = Request {
@@ -459,7 +459,8 @@ fn dispatch(
     if outcome.is_err() {
         // The panic hook has logged what and where.
         crate::log_error!(
-            "handler panicked on {method} {path} (request {request_id}); connection closed"
+            "handler panicked on {method} {path} (request {}); connection closed",
+            request.request_id()
         );
         res.error(500, "internal", "internal server error", None);
         res.close_connection();

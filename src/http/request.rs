@@ -15,8 +15,8 @@ pub struct Request<'a> {
     pub headers: &'a [httparse::Header<'a>],
     /// The body, decoded when it was chunked; empty when there is none.
     pub body: &'a [u8],
-    /// The caller's `X-Request-Id` when usable, else a fresh one.
-    pub request_id: &'a str,
+    /// The caller's `X-Request-Id` when usable, else a fresh one (visible ASCII).
+    pub(crate) request_id: &'a [u8],
 }
 
 impl<'a> Request<'a> {
@@ -28,6 +28,12 @@ impl<'a> Request<'a> {
             .map(|h| h.value)
     }
 
+    /// The caller's `X-Request-Id` when usable, else a fresh one.
+    pub fn request_id(&self) -> &'a str {
+        // Visible ASCII by construction.
+        std::str::from_utf8(self.request_id).unwrap_or("")
+    }
+
     /// The first header of that name, if it is valid UTF-8.
     pub fn header_str(&self, name: &str) -> Option<&'a str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
@@ -36,20 +42,23 @@ impl<'a> Request<'a> {
 
 /// Splits a request target into path and query.
 pub(crate) fn split_target(target: &str) -> (&str, &str) {
-    match target.split_once('?') {
-        Some((p, q)) => (p, q),
+    // A byte scan: targets are short, and `?` is ASCII.
+    match target.bytes().position(|b| b == b'?') {
+        Some(i) => (
+            target.get(..i).unwrap_or(""),
+            target.get(i + 1..).unwrap_or(""),
+        ),
         None => (target, ""),
     }
 }
 
 /// A caller's `X-Request-Id` is echoed when it is 1 to 128 visible ASCII
 /// characters; anything else could break a log line or a header.
-pub(crate) fn usable_request_id(v: &[u8]) -> Option<&str> {
-    if v.is_empty() || v.len() > MAX_REQUEST_ID_LEN || !v.iter().all(|b| (0x21..=0x7e).contains(b))
-    {
-        return None;
-    }
-    std::str::from_utf8(v).ok()
+pub(crate) fn usable_request_id(v: &[u8]) -> Option<&[u8]> {
+    let usable = !v.is_empty()
+        && v.len() <= MAX_REQUEST_ID_LEN
+        && v.iter().all(|b| (0x21..=0x7e).contains(b));
+    usable.then_some(v)
 }
 
 /// Generates request ids: 32 hex digits, unique within the process (a
@@ -105,10 +114,21 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn write_hex(v: u64, out: &mut [u8]) {
+/// Two hex digits per byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in out.iter_mut().enumerate().take(16) {
-        *b = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+fn write_hex(v: u64, out: &mut [u8]) {
+    for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[byte as usize]);
     }
 }
 
@@ -124,14 +144,16 @@ mod tests {
         for i in 0..10_000 {
             let mut b = [0u8; 32];
             ids.next(&mut blocks[i % 2], &mut b);
-            assert!(b.iter().all(|c| c.is_ascii_hexdigit()));
+            assert!(b
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
             assert!(seen.insert(b));
         }
     }
 
     #[test]
     fn caller_request_ids() {
-        assert_eq!(usable_request_id(b"abc-123"), Some("abc-123"));
+        assert_eq!(usable_request_id(b"abc-123"), Some(&b"abc-123"[..]));
         assert_eq!(usable_request_id(b""), None);
         assert_eq!(usable_request_id(b"has space"), None);
         assert_eq!(usable_request_id(&[b'a'; 129]), None);

@@ -22,6 +22,8 @@ impl fmt::Display for InvalidHeader {
 
 impl std::error::Error for InvalidHeader {}
 
+const JSON: &str = "application/json";
+
 /// Headers the core always writes; a handler may not set them.
 const CORE_HEADERS: [&str; 6] = [
     "content-length",
@@ -66,7 +68,7 @@ impl<'a> Response<'a> {
         let body_start = out.len();
         Response {
             status: 200,
-            content_type: "application/json",
+            content_type: JSON,
             headers,
             out,
             body_start,
@@ -117,7 +119,7 @@ impl<'a> Response<'a> {
     pub fn reset(&mut self) {
         self.out.truncate(self.body_start);
         self.headers.clear();
-        self.content_type = "application/json";
+        self.content_type = JSON;
     }
 
     /// Closes the connection after this response.
@@ -143,20 +145,31 @@ impl<'a> Response<'a> {
         let body_len = self.out.len() - self.body_start;
         scratch.clear();
         let h = &mut *scratch;
-        h.extend_from_slice(if meta.minor_version == 0 {
-            b"HTTP/1.0 "
-        } else {
-            b"HTTP/1.1 "
-        });
-        push_status(h, self.status);
-        h.extend_from_slice(b"\r\nDate: ");
+        // The commonest heads in as few pieces as possible.
+        match (meta.minor_version, self.status) {
+            (1, 200) => h.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: "),
+            (1, 201) => h.extend_from_slice(b"HTTP/1.1 201 Created\r\nDate: "),
+            (minor, status) => {
+                h.extend_from_slice(if minor == 0 {
+                    b"HTTP/1.0 "
+                } else {
+                    b"HTTP/1.1 "
+                });
+                push_status(h, status);
+                h.extend_from_slice(b"\r\nDate: ");
+            }
+        }
         h.extend_from_slice(meta.date);
-        h.extend_from_slice(b"\r\nContent-Type: ");
-        h.extend_from_slice(self.content_type.as_bytes());
-        h.extend_from_slice(b"\r\nContent-Length: ");
-        push_decimal(h, body_len as u64);
+        if self.content_type == JSON {
+            h.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        } else {
+            h.extend_from_slice(b"\r\nContent-Type: ");
+            h.extend_from_slice(self.content_type.as_bytes());
+            h.extend_from_slice(b"\r\nContent-Length: ");
+        }
+        h.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
         h.extend_from_slice(b"\r\nX-Request-Id: ");
-        h.extend_from_slice(meta.request_id.as_bytes());
+        h.extend_from_slice(meta.request_id);
         h.extend_from_slice(b"\r\n");
         if !meta.keep_alive {
             h.extend_from_slice(b"Connection: close\r\n");
@@ -179,7 +192,8 @@ impl<'a> Response<'a> {
 /// What the connection knows about the response that the handler does not.
 pub(crate) struct ResponseMeta<'a> {
     pub date: &'a [u8],
-    pub request_id: &'a str,
+    /// Visible ASCII.
+    pub request_id: &'a [u8],
     pub keep_alive: bool,
     pub minor_version: u8,
     pub head_only: bool,
@@ -213,27 +227,13 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
 fn push_status(out: &mut Vec<u8>, status: u16) {
     let status = if (100..=999).contains(&status) {
         status
     } else {
         500
     };
-    push_decimal(out, u64::from(status));
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
 }
@@ -286,7 +286,7 @@ mod tests {
         r.set_status(201);
         let meta = ResponseMeta {
             date: b"Sun, 06 Nov 1994 08:49:37 GMT",
-            request_id: "rid",
+            request_id: b"rid",
             keep_alive: true,
             minor_version: 1,
             head_only: false,

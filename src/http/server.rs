@@ -345,7 +345,7 @@ fn refuse_busy(stream: &TcpStream, shared: &Shared) {
     res.finish(
         &ResponseMeta {
             date: &date,
-            request_id: std::str::from_utf8(&id).unwrap_or(""),
+            request_id: &id,
             keep_alive: false,
             minor_version: 1,
             head_only: false,
