@@ -183,8 +183,7 @@ struct Conn<'s> {
     shared: &'s Shared,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
-    /// Scratch for the response head and the handler's extra headers.
-    head: Vec<u8>,
+    /// The handler's extra response headers.
     extra: Vec<u8>,
     /// A decoded chunked body.
     body: Vec<u8>,
@@ -207,7 +206,6 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             end: 0,
         },
         wbuf: Vec::with_capacity(INITIAL_BUFFER_BYTES),
-        head: Vec::with_capacity(256),
         extra: Vec::new(),
         body: Vec::new(),
         date: DateCache {
@@ -353,7 +351,6 @@ impl Conn<'_> {
                 Scratch {
                     wbuf: &mut self.wbuf,
                     extra: &mut self.extra,
-                    head: &mut self.head,
                     ids: &mut self.ids,
                 },
                 &self.date.text,
@@ -394,7 +391,7 @@ impl Conn<'_> {
             minor_version: 1,
             head_only: false,
         };
-        res.finish(&meta, &mut self.head);
+        res.finish(&meta);
     }
 }
 
@@ -410,7 +407,6 @@ fn send_continue(wbuf: &mut Vec<u8>, framing: &Framing, current: &mut InProgress
 struct Scratch<'c> {
     wbuf: &'c mut Vec<u8>,
     extra: &'c mut Vec<u8>,
-    head: &'c mut Vec<u8>,
     ids: &'c mut IdBlock,
 }
 
@@ -424,12 +420,7 @@ fn dispatch(
     scratch: Scratch<'_>,
     date: &[u8],
 ) -> bool {
-    let Scratch {
-        wbuf,
-        extra,
-        head,
-        ids,
-    } = scratch;
+    let Scratch { wbuf, extra, ids } = scratch;
     let method = req.method.unwrap_or("GET");
     let (path, query) = split_target(req.path.unwrap_or("/"));
     let mut generated = [0u8; 32];
@@ -473,7 +464,7 @@ fn dispatch(
         minor_version: framing.minor_version,
         head_only: method == "HEAD",
     };
-    res.finish(&meta, head);
+    res.finish(&meta);
     !keep_alive
 }
 

@@ -141,10 +141,15 @@ impl<'a> Response<'a> {
 
     /// Writes the head in front of the body. `head_only` drops the body (a
     /// `HEAD` request) but keeps its `Content-Length`.
-    pub(crate) fn finish(self, meta: &ResponseMeta<'_>, scratch: &mut Vec<u8>) {
+    pub(crate) fn finish(self, meta: &ResponseMeta<'_>) {
         let body_len = self.out.len() - self.body_start;
-        scratch.clear();
-        let h = &mut *scratch;
+        if meta.head_only {
+            self.out.truncate(self.body_start);
+        }
+        // The head is appended after the body, then rotated in front of it.
+        let head_start = self.out.len();
+        let h = &mut *self.out;
+        h.reserve(HEAD_RESERVE + self.headers.len());
         // The commonest heads in as few pieces as possible.
         match (meta.minor_version, self.status) {
             (1, 200) => h.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: "),
@@ -178,16 +183,15 @@ impl<'a> Response<'a> {
         }
         h.extend_from_slice(self.headers);
         h.extend_from_slice(b"\r\n");
-
-        if meta.head_only {
-            self.out.truncate(self.body_start);
-        }
-        self.out.extend_from_slice(h);
-        if let Some(tail) = self.out.get_mut(self.body_start..) {
-            tail.rotate_right(h.len());
+        let head_len = h.len() - head_start;
+        if let Some(response) = h.get_mut(self.body_start..) {
+            response.rotate_right(head_len);
         }
     }
 }
+
+/// Room reserved for a head before it is written (it grows if need be).
+const HEAD_RESERVE: usize = 256;
 
 /// What the connection knows about the response that the handler does not.
 pub(crate) struct ResponseMeta<'a> {
@@ -276,7 +280,6 @@ mod tests {
     fn head_is_slid_before_body() {
         let mut out = b"PREVIOUS".to_vec();
         let mut headers = Vec::new();
-        let mut scratch = Vec::new();
         let mut r = Response::new(&mut out, &mut headers);
         r.body().write_all(b"{\"a\":1}").unwrap();
         r.header("Location", "/x/1").unwrap();
@@ -291,7 +294,7 @@ mod tests {
             minor_version: 1,
             head_only: false,
         };
-        r.finish(&meta, &mut scratch);
+        r.finish(&meta);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

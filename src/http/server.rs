@@ -334,7 +334,6 @@ fn slot_fd(c: &Connection) -> usize {
 fn refuse_busy(stream: &TcpStream, shared: &Shared) {
     let mut out = Vec::with_capacity(256);
     let mut extra = Vec::new();
-    let mut head = Vec::new();
     let mut date = [0u8; HTTP_DATE_LEN];
     write_http_date(&Civil::now(), &mut date);
     let mut id = [0u8; 32];
@@ -342,15 +341,12 @@ fn refuse_busy(stream: &TcpStream, shared: &Shared) {
     let mut res = Response::new(&mut out, &mut extra);
     res.error(503, "unavailable", "too many open connections", None);
     let _ = res.header("Retry-After", "1");
-    res.finish(
-        &ResponseMeta {
-            date: &date,
-            request_id: &id,
-            keep_alive: false,
-            minor_version: 1,
-            head_only: false,
-        },
-        &mut head,
-    );
+    res.finish(&ResponseMeta {
+        date: &date,
+        request_id: &id,
+        keep_alive: false,
+        minor_version: 1,
+        head_only: false,
+    });
     let _ = stream.inner().write(&out);
 }
