@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
+use may::io::WaitIo;
 use may::net::TcpStream;
 
 use super::framing::{parse_head, BodyKind, ChunkedDecoder, FrameError, Framing, Parsed};
@@ -267,7 +268,7 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             let _ = flush(stream, &mut conn.wbuf);
             return;
         }
-        let result = stream.read(spare);
+        let result = read_some(stream, spare);
         slot.deadline.store(0, Ordering::Release);
         if matches!(wait, Wait::Idle) && !slot.set_busy() {
             // Shutdown or the idle timeout closed this connection.
@@ -281,6 +282,22 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             Ok(n) => conn.rbuf.end += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// Reads what has arrived, waiting for the socket to become readable when
+/// nothing has. A plain non-blocking read plus may's `wait_io`: lighter than
+/// may's `Read`, which arms a timeout and a cancellation on every wait (the
+/// reaper bounds waits here instead).
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.inner_mut().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stream.wait_io();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
         }
     }
 }
