@@ -62,20 +62,15 @@ fn main() -> ExitCode {
     init_runtime(config.workers);
 
     // No URL: the run command's local database (see src/devdb.rs).
-    let local = match &config.database_url {
-        Some(_) => None,
+    let (url, local) = match config.database_url.clone() {
+        Some(url) => (url, None),
         None => match devdb::start(std::path::Path::new(".data"), config.local_db_port) {
-            Ok(db) => Some(db),
+            Ok(db) => (db.url.clone(), Some(db)),
             Err(e) => {
                 log_error!("{e}");
                 return ExitCode::FAILURE;
             }
         },
-    };
-    let url = match (&config.database_url, &local) {
-        (Some(url), _) => url.clone(),
-        (None, Some(db)) => db.url.clone(),
-        (None, None) => unreachable!("a local database is started when no URL is set"),
     };
     let pg = match PgConfig::parse(&url) {
         Ok(pg) => pg,
