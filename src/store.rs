@@ -222,7 +222,8 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            // The client's message already says what was unavailable.
+            StoreError::Unavailable(m) => f.write_str(m),
             StoreError::UnknownReference { reference, index } => {
                 write!(f, "unknown {}", reference.field())?;
                 if let Some(i) = index {

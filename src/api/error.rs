@@ -60,7 +60,7 @@ impl ApiError {
     pub fn from_store(e: StoreError, prefix: &dyn Fn(Option<usize>) -> String) -> ApiError {
         match e {
             StoreError::Unavailable(detail) => {
-                crate::log_error!("database unavailable: {detail}");
+                crate::log_error!("request failed: {detail}");
                 ApiError::unavailable("the database cannot be reached; try again shortly")
             }
             StoreError::UnknownReference { reference, index } => {
