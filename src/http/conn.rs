@@ -225,6 +225,8 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
     // Waits are bounded by the reaper (server.rs) through `slot.deadline`,
     // not by socket timeouts: a socket timeout costs a timer per read.
     let _ = stream.set_read_timeout(None);
+    // Whether the last read left the socket empty (see `read_some`).
+    let mut drained = false;
 
     loop {
         let wait = match conn.serve_buffered() {
@@ -268,7 +270,8 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
             let _ = flush(stream, &mut conn.wbuf);
             return;
         }
-        let result = read_some(stream, spare);
+        let asked = spare.len();
+        let result = read_some(stream, spare, drained);
         slot.deadline.store(0, Ordering::Release);
         if matches!(wait, Wait::Idle) && !slot.set_busy() {
             // Shutdown or the idle timeout closed this connection.
@@ -279,19 +282,33 @@ pub(crate) fn serve(stream: &mut TcpStream, shared: &Shared, slot: &ConnSlot) {
         }
         match result {
             Ok(0) => return,
-            Ok(n) => conn.rbuf.end += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(n) => {
+                conn.rbuf.end += n;
+                drained = n < asked;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => drained = false,
             Err(_) => return,
         }
     }
 }
 
 /// Reads what has arrived, waiting for the socket to become readable when
-/// nothing has. A plain non-blocking read plus may's `wait_io`: lighter than
+/// nothing has: a plain non-blocking read and may's `wait_io`, lighter than
 /// may's `Read`, which arms a timeout and a cancellation on every wait (the
 /// reaper bounds waits here instead).
-fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+///
+/// `drained` says the previous read returned less than it asked for, so the
+/// socket was empty then. may's readiness flag was cleared just before that
+/// read, so anything that has arrived since has set it again: the wait can
+/// come first, and a keep-alive client that sends its next request only
+/// after our answer costs one read per request instead of two (the second
+/// being the one that finds nothing).
+fn read_some(stream: &mut TcpStream, buf: &mut [u8], drained: bool) -> io::Result<usize> {
+    if drained {
+        stream.wait_io();
+    }
     loop {
+        clear_readiness(stream);
         match stream.inner_mut().read(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 stream.wait_io();
@@ -300,6 +317,12 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
             other => return other,
         }
     }
+}
+
+/// Clears may's readiness flag for the socket, before a read.
+#[allow(deprecated)] // may calls it needless for its own `Read`, which resets internally.
+fn clear_readiness(stream: &TcpStream) {
+    stream.reset_io();
 }
 
 fn millis(d: std::time::Duration) -> u64 {
