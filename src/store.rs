@@ -325,10 +325,6 @@ impl Store {
         Store { pool }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// A database round trip within `timeout`, for `/ready`.
     pub fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         self.pool

@@ -33,11 +33,6 @@ impl<'a> Request<'a> {
         // Visible ASCII by construction.
         std::str::from_utf8(self.request_id).unwrap_or("")
     }
-
-    /// The first header of that name, if it is valid UTF-8.
-    pub fn header_str(&self, name: &str) -> Option<&'a str> {
-        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
 }
 
 /// Splits a request target into path and query.

@@ -76,10 +76,6 @@ impl<'a> Response<'a> {
         }
     }
 
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
     pub fn set_status(&mut self, status: u16) {
         self.status = status;
     }
@@ -103,11 +99,6 @@ impl<'a> Response<'a> {
         self.headers.extend_from_slice(value.as_bytes());
         self.headers.extend_from_slice(b"\r\n");
         Ok(())
-    }
-
-    /// The body so far.
-    pub fn body_bytes(&self) -> &[u8] {
-        self.out.get(self.body_start..).unwrap_or(&[])
     }
 
     /// Appends to the body.

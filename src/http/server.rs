@@ -308,7 +308,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, worker: usize) {
             stream: Some(stream),
         };
         // The worker that polls this descriptor (see `Server::start`).
-        let builder = Builder::new().id(slot_fd(&connection));
+        let builder = Builder::new().id(connection.slot.fd as usize);
         let spawned = go!(builder, move || {
             let Connection {
                 ref shared,
@@ -324,10 +324,6 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, worker: usize) {
             crate::log_error!("could not start a connection coroutine: {e}");
         }
     }
-}
-
-fn slot_fd(c: &Connection) -> usize {
-    c.slot.fd as usize
 }
 
 /// Over the connection cap: one `503` written without blocking, then close.

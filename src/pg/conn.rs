@@ -136,11 +136,6 @@ impl Connection {
         })
     }
 
-    /// The server process serving this connection (`pg_backend_pid()`).
-    pub fn process_id(&self) -> i32 {
-        self.process_id
-    }
-
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
     }

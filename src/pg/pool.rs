@@ -119,10 +119,6 @@ impl Pool {
         Ok(Pool { inner })
     }
 
-    pub fn config(&self) -> &PoolConfig {
-        &self.inner.cfg
-    }
-
     /// A connection to send queries on (shared with other callers).
     pub fn get(&self) -> Result<Arc<Connection>> {
         let deadline = Instant::now() + self.inner.cfg.connect_timeout;

@@ -273,9 +273,4 @@ pub mod element {
         v.map(|b| wire::uuid_from_sql(b).map_err(|e| Error::Type(e.to_string())))
             .transpose()
     }
-
-    pub fn i64(v: Option<&[u8]>) -> Result<Option<i64>> {
-        v.map(|b| wire::int8_from_sql(b).map_err(|e| Error::Type(e.to_string())))
-            .transpose()
-    }
 }
