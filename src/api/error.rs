@@ -55,16 +55,21 @@ impl ApiError {
             let _ = res.header("Retry-After", RETRY_AFTER_SECS);
         }
     }
+}
 
-    /// `prefix` is the batch item path (`messages[3].`), empty for one message.
-    pub fn from_store(e: StoreError, prefix: &dyn Fn(Option<usize>) -> String) -> ApiError {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 crate::log_error!("request failed: {detail}");
                 ApiError::unavailable("the database cannot be reached; try again shortly")
             }
             StoreError::UnknownReference { reference, index } => {
-                let field = format!("{}{}", prefix(index), reference.field());
+                // A batch item's field is named with its index.
+                let field = match index {
+                    Some(i) => format!("messages[{i}].{}", reference.field()),
+                    None => reference.field().to_string(),
+                };
                 ApiError {
                     status: 422,
                     code: "unknown_reference",

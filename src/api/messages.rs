@@ -13,14 +13,6 @@ use crate::store::{Cursor, Message, StoreError};
 
 type Outcome = Result<(), ApiError>;
 
-fn no_prefix(_: Option<usize>) -> String {
-    String::new()
-}
-
-fn item_prefix(i: Option<usize>) -> String {
-    i.map(|i| format!("messages[{i}].")).unwrap_or_default()
-}
-
 fn created(res: &mut Response<'_>, m: &Message) {
     res.set_status(201);
     let _ = res.header(
@@ -30,15 +22,18 @@ fn created(res: &mut Response<'_>, m: &Message) {
     let _ = write_message(&mut res.body(), m);
 }
 
+/// `200` with the message, or `404`.
+fn found(res: &mut Response<'_>, m: Option<Message>) -> Outcome {
+    let m = m.ok_or_else(|| ApiError::not_found("no message with that id"))?;
+    let _ = write_message(&mut res.body(), &m);
+    Ok(())
+}
+
 /// `POST /api/v1/messages`.
 pub fn create(api: &Api, req: &Request<'_>, _: &Params<'_>, res: &mut Response<'_>) -> Outcome {
-    validate::require_json(req)?;
-    let obj = validate::json_object(req.body)?;
+    let obj = validate::json_body(req)?;
     let new = validate::new_message(&obj, "")?;
-    let m = api
-        .store
-        .insert(&new)
-        .map_err(|e| ApiError::from_store(e, &no_prefix))?;
+    let m = api.store.insert(&new)?;
     created(res, &m);
     Ok(())
 }
@@ -50,13 +45,9 @@ pub fn create_batch(
     _: &Params<'_>,
     res: &mut Response<'_>,
 ) -> Outcome {
-    validate::require_json(req)?;
-    let obj = validate::json_object(req.body)?;
+    let obj = validate::json_body(req)?;
     let items = validate::batch(&obj)?;
-    let stored = api
-        .store
-        .insert_batch(&items)
-        .map_err(|e| ApiError::from_store(e, &item_prefix))?;
+    let stored = api.store.insert_batch(&items)?;
     res.set_status(201);
     let mut body = res.body();
     let _ = body.write_all(b"{\"data\":");
@@ -68,17 +59,7 @@ pub fn create_batch(
 /// `GET /api/v1/messages/{id}`.
 pub fn get(api: &Api, _: &Request<'_>, params: &Params<'_>, res: &mut Response<'_>) -> Outcome {
     let id = validate::path_uuid(params.get(0), "id")?;
-    match api
-        .store
-        .get(id)
-        .map_err(|e| ApiError::from_store(e, &no_prefix))?
-    {
-        Some(m) => {
-            let _ = write_message(&mut res.body(), &m);
-            Ok(())
-        }
-        None => Err(ApiError::not_found("no message with that id")),
-    }
+    found(res, api.store.get(id)?)
 }
 
 /// `PATCH /api/v1/messages/{id}`: `status` and/or `content`; moves `updated_at`.
@@ -89,20 +70,9 @@ pub fn update(
     res: &mut Response<'_>,
 ) -> Outcome {
     let id = validate::path_uuid(params.get(0), "id")?;
-    validate::require_json(req)?;
-    let obj = validate::json_object(req.body)?;
+    let obj = validate::json_body(req)?;
     let change = validate::change(&obj)?;
-    match api
-        .store
-        .update(id, change.status, change.content)
-        .map_err(|e| ApiError::from_store(e, &no_prefix))?
-    {
-        Some(m) => {
-            let _ = write_message(&mut res.body(), &m);
-            Ok(())
-        }
-        None => Err(ApiError::not_found("no message with that id")),
-    }
+    found(res, api.store.update(id, change.status, change.content)?)
 }
 
 /// `GET /api/v1/conversations/{conversation_id}/messages`.
@@ -121,7 +91,7 @@ pub fn list(api: &Api, req: &Request<'_>, params: &Params<'_>, res: &mut Respons
                 format!("{field} is not a message of this conversation"),
             ));
         }
-        Err(e) => return Err(ApiError::from_store(e, &no_prefix)),
+        Err(e) => return Err(e.into()),
     };
     let mut body = res.body();
     let _ = body.write_all(b"{\"data\":");

@@ -25,7 +25,7 @@ pub const CONTENT_TYPES: [&str; 3] = ["text", "image", "file"];
 pub const STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
 
 /// `Content-Type: application/json`, parameters (`charset=utf-8`) allowed.
-pub fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
+fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
     let media = req
         .header("content-type")
         .map(|v| v.split(|b| *b == b';').next().unwrap_or(&[]))
@@ -40,9 +40,15 @@ pub fn require_json(req: &Request<'_>) -> Result<(), ApiError> {
     }
 }
 
+/// A JSON object body: the content type checked, then the body parsed.
+pub fn json_body(req: &Request<'_>) -> Result<Map<String, Value>, ApiError> {
+    require_json(req)?;
+    json_object(req.body)
+}
+
 /// Parses the body as a JSON object. serde_json refuses nesting past 128
 /// levels, which keeps recursion well inside a coroutine's stack.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.is_empty() {
         return Err(ApiError::invalid_json(
             "the body is empty; a JSON object is expected",
