@@ -20,6 +20,26 @@ fn co<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// Runs `f(i, pool)` for each `i` in `0..n`, each on a coroutine of its
+/// own, all at once; returns their results in `i` order.
+fn on_coroutines<T: Send + 'static>(
+    n: i32,
+    pool: &Pool,
+    f: impl Fn(i32, Pool) -> T + Send + Clone + 'static,
+) -> Vec<T> {
+    message_service::http::init_runtime(support::TEST_WORKERS);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (pool, f) = (pool.clone(), f.clone());
+            may::go!(move || f(i, pool))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        .collect()
+}
+
 fn pool_config(url: &str, max: usize) -> PoolConfig {
     // Before anything spawns a coroutine: the runtime's stack size is set once.
     message_service::http::init_runtime(support::TEST_WORKERS);
@@ -274,27 +294,18 @@ fn tls_required_by_sslmode_but_not_offered_fails_clearly() {
 fn two_hundred_coroutines_on_two_connections_get_their_own_results() {
     let db = TestDb::new();
     let pool = Pool::new(pool_config(&db.url, 2)).unwrap();
-    let handles: Vec<_> = (0..200)
-        .map(|i| {
-            let pool = pool.clone();
-            message_service::http::init_runtime(support::TEST_WORKERS);
-            may::go!(move || {
-                for j in 0..50 {
-                    let n = i * 1000 + j;
-                    let tag = format!("c{i}-q{j}");
-                    let rows = pool
-                        .query(&ECHO, &[Param::Int4(n), Param::Text(&tag)])
-                        .unwrap();
-                    let row = rows.get(0).unwrap().unwrap();
-                    assert_eq!(row.i32(0).unwrap(), n * 2);
-                    assert_eq!(row.text(1).unwrap(), tag);
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    on_coroutines(200, &pool, |i, pool| {
+        for j in 0..50 {
+            let n = i * 1000 + j;
+            let tag = format!("c{i}-q{j}");
+            let rows = pool
+                .query(&ECHO, &[Param::Int4(n), Param::Text(&tag)])
+                .unwrap();
+            let row = rows.get(0).unwrap().unwrap();
+            assert_eq!(row.i32(0).unwrap(), n * 2);
+            assert_eq!(row.text(1).unwrap(), tag);
+        }
+    });
     let status = pool.status();
     assert!(status.open <= 2, "{status:?}");
     let backends: i64 = db
@@ -308,28 +319,19 @@ fn two_hundred_coroutines_on_two_connections_get_their_own_results() {
 fn an_error_in_one_pipelined_statement_leaves_its_neighbours_correct() {
     let db = TestDb::new();
     let pool = Pool::new(pool_config(&db.url, 1)).unwrap();
-    let handles: Vec<_> = (0..100)
-        .map(|i| {
-            let pool = pool.clone();
-            message_service::http::init_runtime(support::TEST_WORKERS);
-            may::go!(move || {
-                let divisor = if i % 7 == 0 { 0 } else { i };
-                match pool.query(&DIVIDE, &[Param::Int4(divisor)]) {
-                    Ok(rows) => {
-                        assert_ne!(divisor, 0);
-                        assert_eq!(rows.get(0).unwrap().unwrap().i32(0).unwrap(), 100 / divisor);
-                    }
-                    Err(e) => {
-                        assert_eq!(divisor, 0, "only division by zero fails: {e}");
-                        assert_eq!(e.code(), Some("22012"));
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    on_coroutines(100, &pool, |i, pool| {
+        let divisor = if i % 7 == 0 { 0 } else { i };
+        match pool.query(&DIVIDE, &[Param::Int4(divisor)]) {
+            Ok(rows) => {
+                assert_ne!(divisor, 0);
+                assert_eq!(rows.get(0).unwrap().unwrap().i32(0).unwrap(), 100 / divisor);
+            }
+            Err(e) => {
+                assert_eq!(divisor, 0, "only division by zero fails: {e}");
+                assert_eq!(e.code(), Some("22012"));
+            }
+        }
+    });
     assert_eq!(pool.status().open, 1, "the connection survived the errors");
 }
 
@@ -697,49 +699,33 @@ fn through_pgbouncer_in_transaction_mode_describe_works_and_prepare_says_what_to
     let mut cfg = pool_config(&url, 4);
     cfg.mode = StatementMode::Describe;
     let pool = Pool::new(cfg).unwrap();
-    let handles: Vec<_> = (0..20)
-        .map(|i| {
-            let p = pool.clone();
-            may::go!(move || {
-                for j in 0..20 {
-                    let v = p
-                        .query(&ECHO, &[Param::Int4(i * 100 + j), Param::Text("b")])
-                        .unwrap();
-                    assert_eq!(
-                        v.get(0).unwrap().unwrap().i32(0).unwrap(),
-                        (i * 100 + j) * 2
-                    );
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
+    on_coroutines(20, &pool, |i, p| {
+        for j in 0..20 {
+            let v = p
+                .query(&ECHO, &[Param::Int4(i * 100 + j), Param::Text("b")])
+                .unwrap();
+            assert_eq!(
+                v.get(0).unwrap().unwrap().i32(0).unwrap(),
+                (i * 100 + j) * 2
+            );
+        }
+    });
 
     // Named statements: several client connections share few server
     // connections, so a name prepared on one is missing on another.
     let mut cfg = pool_config(&url, 8);
     cfg.mode = StatementMode::Prepare;
     let pool = Pool::new(cfg).unwrap();
-    let handles: Vec<_> = (0..32)
-        .map(|i| {
-            let p = pool.clone();
-            may::go!(move || {
-                let mut errors = Vec::new();
-                for j in 0..20 {
-                    if let Err(e) = p.query(&ECHO, &[Param::Int4(i * 100 + j), Param::Text("b")]) {
-                        errors.push(e.to_string());
-                    }
-                }
-                errors
-            })
-        })
-        .collect();
-    let errors: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let results = on_coroutines(32, &pool, |i, p| {
+        let mut errors = Vec::new();
+        for j in 0..20 {
+            if let Err(e) = p.query(&ECHO, &[Param::Int4(i * 100 + j), Param::Text("b")]) {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    });
+    let errors: Vec<String> = results.into_iter().flatten().collect();
     assert!(
         !errors.is_empty(),
         "named statements cannot work through transaction pooling"
